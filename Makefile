@@ -1,0 +1,36 @@
+# tandem: two commands on a fresh machine — `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= runs/demo
+
+.PHONY: demo test lint install bench-seed bench-decode clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m tandem.demo --output $(DEMO_DIR)
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench-seed: $(STAMP)
+	$(BIN)/python benchmarks/bench_seed.py --output benchmarks/results/seed.json
+
+bench-decode: $(STAMP)
+	$(BIN)/python benchmarks/bench_decode.py --output benchmarks/results/decode.json
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

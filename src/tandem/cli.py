@@ -1,0 +1,194 @@
+"""Command line: small subcommands, each calling one library function and returning an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from tandem import __version__
+from tandem.config import OPTIMIZERS, TOKEN_KINDS, DataConfig, ModelConfig, TrainConfig
+from tandem.errors import TandemError
+
+DATA, MODEL, TRAIN = DataConfig(), ModelConfig(), TrainConfig()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tandem.config import Config
+    from tandem.data.reading import read_pairs
+    from tandem.training import train
+
+    config = Config.load(args.config) if args.config else Config()
+    config = config.replace(
+        "data",
+        max_samples=args.max_samples,
+        max_source_length=args.max_source_length,
+        max_target_length=args.max_target_length,
+        skip_bad_lines=args.skip_bad_lines or None,
+        source_tokens=args.source_tokens,
+        target_tokens=args.target_tokens,
+    )
+    config = config.replace("model", latent_dim=args.latent_dim)
+    config = config.replace(
+        "train",
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        learning_rate=args.learning_rate,
+        validation_split=args.validation_split,
+        patience=args.patience,
+        seed=args.seed,
+    )
+    data = read_pairs(
+        args.data,
+        args.target,
+        max_samples=config.data.max_samples,
+        skip_bad_lines=config.data.skip_bad_lines,
+    )
+    if data.skipped:
+        print(f"skipped {data.skipped} bad lines in {data.path}", file=sys.stderr)
+    result = train(data.pairs, config, args.output, verbose=0 if args.quiet else 2)
+    last = result.history[-1]
+    print(
+        f"trained {len(result.history)} epochs on {result.train_pairs} pairs "
+        f"({result.seconds_per_epoch:.1f} s/epoch, loss {last['loss']:.4f}"
+        + (f", val_loss {last['val_loss']:.4f}" if "val_loss" in last else "")
+        + f"); model written to {result.model_dir}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from tandem.data.reading import read_lines
+    from tandem.translator import Translator
+
+    translator = Translator.from_dir(args.model_dir)
+    texts = args.text if args.text else (text for _, text in read_lines("-"))
+    results = translator.translate_stream(
+        texts, batch_size=args.batch_size, max_length=args.max_length, overlong=args.overlong
+    )
+    # Sources are kept beside results for the tsv and json formats.
+    sources = list(args.text) if args.text else None
+    for index, translation in enumerate(results):
+        source = sources[index] if sources else None
+        if args.format == "text":
+            print(translation, flush=not args.text)
+        elif args.format == "tsv":
+            print(f"{source if source is not None else ''}\t{translation}")
+        else:
+            print(json.dumps({"source": source, "translation": translation}, ensure_ascii=False))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from tandem.evaluation import evaluate
+    from tandem.translator import Translator
+
+    translator = Translator.from_dir(args.model_dir)
+    report = evaluate(
+        translator,
+        args.data,
+        target_path=args.target,
+        eligible_only=args.eligible_only,
+        batch_size=args.batch_size,
+        skip_bad_lines=args.skip_bad_lines,
+        max_samples=args.max_samples,
+    )
+    if args.format == "json":
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        print(f"chrF   {report['chrf']:6.2f}  {report['signatures']['chrf']}")
+        print(f"BLEU   {report['bleu']:6.2f}  {report['signatures']['bleu']}")
+        print(f"exact  {report['exact_match']:6.2f}% of {report['n_sources']} sources")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tandem", description="Sequence-to-sequence learning in Keras 3."
+    )
+    parser.add_argument("--version", action="version", version=f"tandem {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a model on parallel data")
+    train.add_argument("data", help="source<TAB>target file, fra-eng.zip, or a source text file")
+    train.add_argument("--target", help="target text file, line-aligned with DATA")
+    train.add_argument("-o", "--output", required=True, help="model directory to write")
+    train.add_argument("--config", help="config.json to start from (flags override it)")
+    train.add_argument("--max-samples", type=int, help="first N pairs (default: all)")
+    train.add_argument("--max-source-length", type=int, help="drop pairs with longer sources")
+    train.add_argument("--max-target-length", type=int, help="drop pairs with longer targets")
+    train.add_argument("--skip-bad-lines", action="store_true", help="skip malformed lines")
+    train.add_argument(
+        "--source-tokens",
+        choices=TOKEN_KINDS,
+        help=f"source tokens (default: {DATA.source_tokens})",
+    )
+    train.add_argument(
+        "--target-tokens",
+        choices=TOKEN_KINDS,
+        help=f"target tokens (default: {DATA.target_tokens})",
+    )
+    train.add_argument("--latent-dim", type=int, help=f"state size (default: {MODEL.latent_dim})")
+    train.add_argument("--epochs", type=int, help=f"epochs (default: {TRAIN.epochs})")
+    train.add_argument("--batch-size", type=int, help=f"batch size (default: {TRAIN.batch_size})")
+    train.add_argument(
+        "--optimizer", choices=OPTIMIZERS, help=f"optimizer (default: {TRAIN.optimizer})"
+    )
+    train.add_argument("--learning-rate", type=float, help="learning rate (default: Keras's)")
+    train.add_argument(
+        "--validation-split",
+        type=float,
+        help=f"held-out fraction (default: {TRAIN.validation_split})",
+    )
+    train.add_argument("--patience", type=int, help="early stopping patience (default: off)")
+    train.add_argument("--seed", type=int, help=f"random seed (default: {TRAIN.seed})")
+    train.add_argument("-q", "--quiet", action="store_true", help="no per-epoch progress")
+    train.set_defaults(run=cmd_train)
+
+    translate = commands.add_parser("translate", help="translate text (arguments or stdin)")
+    translate.add_argument("model_dir", help="model directory written by tandem train")
+    translate.add_argument("text", nargs="*", help="texts to translate (default: stdin lines)")
+    translate.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
+    translate.add_argument("--max-length", type=int, help="most target tokens per sentence")
+    translate.add_argument(
+        "--overlong",
+        choices=("truncate", "error"),
+        default="truncate",
+        help="what to do with sources longer than any seen in training",
+    )
+    translate.add_argument("--format", choices=("text", "tsv", "json"), default="text")
+    translate.set_defaults(run=cmd_translate)
+
+    evaluate = commands.add_parser("evaluate", help="score a model with chrF, BLEU, exact match")
+    evaluate.add_argument("model_dir", help="model directory written by tandem train")
+    evaluate.add_argument("data", help="parallel data with references")
+    evaluate.add_argument("--target", help="target text file, line-aligned with DATA")
+    evaluate.add_argument(
+        "--eligible-only",
+        action="store_true",
+        help="score only sources within the model's training range",
+    )
+    evaluate.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
+    evaluate.add_argument("--max-samples", type=int, help="first N pairs (default: all)")
+    evaluate.add_argument("--skip-bad-lines", action="store_true", help="skip malformed lines")
+    evaluate.add_argument("--format", choices=("text", "json"), default="text")
+    evaluate.set_defaults(run=cmd_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; user mistakes print one line to stderr and return 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except TandemError as exc:
+        print(f"tandem: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("tandem: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

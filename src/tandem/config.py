@@ -1,0 +1,151 @@
+"""Typed configuration: every default is written once, here."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tandem.errors import TandemError
+
+
+class ConfigError(TandemError):
+    """An unknown key or an invalid value in a configuration."""
+
+
+TOKEN_KINDS = ("char", "word")
+CELLS = ("lstm",)
+OPTIMIZERS = ("rmsprop", "adam", "sgd")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How parallel data is read and filtered."""
+
+    max_samples: int | None = None  # keep the first N pairs, as the example's num_samples
+    max_source_length: int | None = None  # drop training pairs whose source has more tokens
+    max_target_length: int | None = None  # drop training pairs whose target has more tokens
+    skip_bad_lines: bool = False  # skip malformed lines (and report how many) instead of failing
+    source_tokens: str = "char"  # how the source side is split: char | word
+    target_tokens: str = "char"  # how the target side is split: char | word
+
+    def __post_init__(self):
+        for name in ("max_samples", "max_source_length", "max_target_length"):
+            _check_positive(self, name, allow_none=True)
+        _check_choice(self, "source_tokens", TOKEN_KINDS)
+        _check_choice(self, "target_tokens", TOKEN_KINDS)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture; the seed example's values are the defaults."""
+
+    cell: str = "lstm"  # recurrent cell of encoder and decoder
+    latent_dim: int = 256  # size of the LSTM states h and c
+
+    def __post_init__(self):
+        _check_choice(self, "cell", CELLS)
+        _check_positive(self, "latent_dim")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation; the seed example's values are the defaults."""
+
+    epochs: int = 100  # passes over the training split
+    batch_size: int = 64  # sentence pairs per gradient step
+    optimizer: str = "rmsprop"  # rmsprop | adam | sgd
+    learning_rate: float | None = None  # None: the optimizer's Keras default
+    validation_split: float = 0.2  # last fraction of the pairs held out, as Keras fit() does
+    patience: int | None = None  # early stopping on val_loss after N flat epochs; None: off
+    seed: int = 1337  # weight initialisation and shuffling
+
+    def __post_init__(self):
+        _check_positive(self, "epochs")
+        _check_positive(self, "batch_size")
+        _check_choice(self, "optimizer", OPTIMIZERS)
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ConfigError(f"train.learning_rate must be > 0, got {self.learning_rate}")
+        if not 0.0 <= self.validation_split < 1.0:
+            raise ConfigError(
+                f"train.validation_split must be in [0, 1), got {self.validation_split}"
+            )
+        _check_positive(self, "patience", allow_none=True)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole resolved configuration, written into every model directory."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Config:
+        """Build a config from nested dicts; unknown sections or keys are errors."""
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config must be a JSON object, got {type(raw).__name__}")
+        sections = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - set(sections))
+        if unknown:
+            raise ConfigError(
+                f"unknown config section {unknown[0]!r}; valid sections: {', '.join(sections)}"
+            )
+        kinds = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+        return cls(**{name: _section(kinds[name], name, raw.get(name, {})) for name in kinds})
+
+    def replace(self, section: str, **changes: Any) -> Config:
+        """A copy with some keys of one section changed (None values are ignored)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        current = getattr(self, section)
+        merged = _section(type(current), section, {**dataclasses.asdict(current), **changes})
+        return dataclasses.replace(self, **{section: merged})
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Config:
+        try:
+            raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read config: {exc}") from None
+        try:
+            return cls.from_dict(raw)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+
+
+def _section(kind: type, name: str, raw: Any):
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config section {name!r} must be an object")
+    valid = [f.name for f in dataclasses.fields(kind)]
+    for key in raw:
+        if key not in valid:
+            raise ConfigError(f"unknown key {name}.{key}; valid keys: {', '.join(valid)}")
+    try:
+        return kind(**raw)
+    except TypeError as exc:
+        raise ConfigError(f"config section {name!r}: {exc}") from None
+
+
+def _check_positive(obj, name: str, allow_none: bool = False) -> None:
+    value = getattr(obj, name)
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        section = type(obj).__name__.removesuffix("Config").lower()
+        raise ConfigError(f"{section}.{name} must be a positive integer, got {value!r}")
+
+
+def _check_choice(obj, name: str, choices: tuple[str, ...]) -> None:
+    value = getattr(obj, name)
+    if value not in choices:
+        section = type(obj).__name__.removesuffix("Config").lower()
+        raise ConfigError(f"{section}.{name} must be one of {', '.join(choices)}; got {value!r}")

@@ -1,0 +1,1 @@
+"""Reading sentence-pair files and making the offline demo data (no Keras here)."""

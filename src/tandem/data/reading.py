@@ -1,0 +1,255 @@
+"""Read sentence pairs (tab layout, manythings zip, aligned files) and plain text lines."""
+
+from __future__ import annotations
+
+import sys
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import zip_longest
+from pathlib import Path
+from typing import BinaryIO
+
+from tandem.errors import DataError, TandemError
+
+_BOM = b"\xef\xbb\xbf"
+_ABOUT = "_about.txt"  # manythings.org's licence note, shipped next to the data member
+
+# Error locations:
+#   plain file      "<path>:<line>: <message>"
+#   zip member      "<zip path>!<member>:<line>: <message>"   (e.g. "fra-eng.zip!fra.txt:12: ...")
+#   aligned files   the file (source or target) that holds the problem.
+# "!" separates archive and member, as in jar: URLs, so ":" stays free for the line number.
+
+
+@dataclass(frozen=True)
+class ParallelData:
+    """Sentence pairs read from one data set.
+
+    Attributes:
+        pairs: (source, target) pairs in file order.
+        skipped: bad lines skipped (only non-zero with skip_bad_lines=True).
+        path: what was read, for reports: the file, "<zip>!<member>" or "<source> + <target>".
+    """
+
+    pairs: list[tuple[str, str]]
+    skipped: int
+    path: str
+
+
+def read_pairs(
+    path: str | Path,
+    target_path: str | Path | None = None,
+    *,
+    max_samples: int | None = None,
+    skip_bad_lines: bool = False,
+) -> ParallelData:
+    """Read sentence pairs from a tab-separated file, a manythings zip or two aligned files.
+
+    Args:
+        path: "source<TAB>target[<TAB>...]" lines (extra columns ignored), a ".zip" archive
+            holding one such ".txt" member (plus optional "_about.txt"), or, with target_path,
+            a file of source sentences, one per line.
+        target_path: the file of target sentences aligned line by line with path.
+        max_samples: keep only the first N valid pairs; reading stops there.
+        skip_bad_lines: skip (and count) bad lines instead of raising; whole-file problems
+            (missing file, unreadable zip, unequal aligned files, no pairs at all) still raise.
+
+    Returns:
+        The pairs, the number of skipped lines and a label for what was read.
+
+    Raises:
+        DataError: bad data, located by file and, for a bad line, its 1-based number.
+        TandemError: max_samples below 1.
+    """
+    if max_samples is not None and max_samples < 1:
+        raise TandemError(f"max_samples must be at least 1, got {max_samples}")
+    _check_file(path)
+    if target_path is not None:
+        _check_file(target_path)
+        label = f"{path} + {target_path}"
+        with _open(path) as sources, _open(target_path) as targets:
+            rows = _aligned_rows(sources, targets, str(path), str(target_path))
+            return _collect(rows, label, max_samples, skip_bad_lines)
+    if str(path).lower().endswith(".zip"):
+        return _read_zip(str(path), max_samples, skip_bad_lines)
+    with _open(path) as stream:
+        return _collect(_tab_rows(stream, str(path)), str(path), max_samples, skip_bad_lines)
+
+
+def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """Stream the lines of a UTF-8 text file, one at a time, for translating big files.
+
+    Args:
+        path: the file, or "-" for standard input.
+
+    Returns:
+        An iterator of (1-based line number, text without its line ending). A leading BOM is
+        dropped; empty lines are kept so that output lines stay aligned with input lines.
+
+    Raises:
+        DataError: a missing file or directory (at once), invalid UTF-8 (when that line is reached).
+    """
+    if str(path) == "-":
+        return _plain_lines(sys.stdin.buffer, "<stdin>")
+    _check_file(path)
+    return _stream_file(path)
+
+
+def group_references(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    """Group pairs by source: several rows can hold valid translations of one sentence.
+
+    Args:
+        pairs: (source, target) pairs.
+
+    Returns:
+        Each unique source, in first-occurrence order, with all its targets in file order.
+    """
+    references: dict[str, list[str]] = {}
+    for source, target in pairs:
+        references.setdefault(source, []).append(target)
+    return list(references.items())
+
+
+# Line-level problems come back as DataError values rather than being raised, so that a
+# generator can go on after one and _collect decides whether to raise or skip it.
+_Row = tuple[str, str] | DataError
+
+
+def _collect(
+    rows: Iterator[_Row], label: str, max_samples: int | None, skip_bad_lines: bool
+) -> ParallelData:
+    pairs: list[tuple[str, str]] = []
+    skipped = 0
+    for row in rows:
+        if isinstance(row, DataError):
+            if not skip_bad_lines:
+                raise row
+            skipped += 1
+            continue
+        pairs.append(row)
+        if max_samples is not None and len(pairs) >= max_samples:
+            break  # the caller's `with` closes the file: the rest is never read
+    if not pairs:
+        detail = f" ({skipped} bad lines skipped)" if skipped else ""
+        raise DataError(label, f"no sentence pairs{detail}")
+    return ParallelData(pairs=pairs, skipped=skipped, path=label)
+
+
+def _read_zip(path: str, max_samples: int | None, skip_bad_lines: bool) -> ParallelData:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(path, f"unreadable zip archive: {exc}") from exc
+    with archive:
+        names = archive.namelist()
+        members = [
+            name
+            for name in names
+            if name.lower().endswith(".txt") and name.rsplit("/", 1)[-1] != _ABOUT
+        ]
+        if len(members) != 1:
+            found = ", ".join(names) or "none"
+            raise DataError(
+                path, f"expected exactly one .txt data member besides {_ABOUT}; members: {found}"
+            )
+        label = f"{path}!{members[0]}"
+        try:
+            with archive.open(members[0]) as stream:
+                return _collect(_tab_rows(stream, label), label, max_samples, skip_bad_lines)
+        except (zipfile.BadZipFile, RuntimeError, OSError) as exc:
+            # Corrupt data, an unsupported compression or an encrypted member.
+            raise DataError(label, f"unreadable zip member: {exc}") from exc
+
+
+def _tab_rows(stream: BinaryIO, label: str) -> Iterator[_Row]:
+    for line, raw in _raw_lines(stream):
+        try:
+            text = _decode(raw, label, line)
+            if not text:
+                raise DataError(label, "empty line: expected source<TAB>target", line)
+            columns = text.split("\t")
+            if len(columns) < 2:
+                raise DataError(label, "line has no tab: expected source<TAB>target", line)
+            yield (
+                _sentence(columns[0], "source", label, line),
+                _sentence(columns[1], "target", label, line),
+            )
+        except DataError as problem:
+            yield problem
+
+
+def _aligned_rows(
+    sources: BinaryIO, targets: BinaryIO, source_path: str, target_path: str
+) -> Iterator[_Row]:
+    both = zip_longest(_raw_lines(sources), _raw_lines(targets))
+    for line, (source, target) in enumerate(both, start=1):
+        if source is None or target is None:
+            # Unequal lengths break the alignment of every line: never skippable.
+            short, other = (
+                (source_path, target_path) if source is None else (target_path, source_path)
+            )
+            raise DataError(
+                short, f"ran out of lines after line {line - 1}; {other} has more", line
+            )
+        try:
+            yield (
+                _sentence(_decode(source[1], source_path, line), "source", source_path, line),
+                _sentence(_decode(target[1], target_path, line), "target", target_path, line),
+            )
+        except DataError as problem:
+            yield problem
+
+
+def _stream_file(path: str | Path) -> Iterator[tuple[int, str]]:
+    with _open(path) as stream:
+        yield from _plain_lines(stream, str(path))
+
+
+def _plain_lines(stream: BinaryIO, label: str) -> Iterator[tuple[int, str]]:
+    for line, raw in _raw_lines(stream):
+        yield line, _decode(raw, label, line)
+
+
+def _raw_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    # Binary lines split on "\n" only: text mode would also split on "\r", "\x85", "\u2028"...
+    # inside a sentence, and decoding line by line lets an error name its line.
+    for number, raw in enumerate(stream, start=1):
+        if number == 1 and raw.startswith(_BOM):
+            if raw == _BOM:
+                return  # a file holding only a BOM is an empty file, not one blank line
+            raw = raw[len(_BOM) :]
+        if raw.endswith(b"\r\n"):
+            raw = raw[:-2]
+        elif raw.endswith(b"\n"):
+            raw = raw[:-1]
+        yield number, raw
+
+
+def _decode(raw: bytes, label: str, line: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(label, f"invalid UTF-8 at byte {exc.start + 1} of the line", line) from None
+
+
+def _sentence(text: str, side: str, label: str, line: int) -> str:
+    if not text.strip():
+        raise DataError(label, f"empty {side} sentence", line)
+    return text
+
+
+def _check_file(path: str | Path) -> None:
+    # Checked up front so that a missing file is one clear error, not an OSError traceback.
+    target = Path(path)
+    if target.is_dir():
+        raise DataError(path, "is a directory, expected a file")
+    if not target.exists():
+        raise DataError(path, "no such file")
+
+
+def _open(path: str | Path) -> BinaryIO:
+    try:
+        return open(path, "rb")  # noqa: SIM115 - callers close it with `with`
+    except OSError as exc:
+        raise DataError(path, f"cannot read file: {exc.strerror or exc}") from exc

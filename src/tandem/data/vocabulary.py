@@ -1,0 +1,106 @@
+"""Token <-> id mapping with reserved ids for padding, start, end and unknown."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from tandem.data.tokenizers import make_tokenizer
+from tandem.errors import ModelDirError
+
+PAD_ID, START_ID, END_ID, UNK_ID = 0, 1, 2, 3
+RESERVED = ("<pad>", "<s>", "</s>", "<unk>")
+
+
+class Vocabulary:
+    """Maps the tokens of one side (source or target) to ids.
+
+    Ids 0-3 are reserved (padding, start, end, unknown); real tokens follow in sorted order,
+    so the same data always gives the same ids. A token never seen in training maps to
+    `UNK_ID` instead of failing.
+
+    Args:
+        tokens: the real tokens, without the reserved ones.
+        kind: the tokenizer, "char" or "word".
+
+    Example:
+        >>> vocab = Vocabulary.build(["Go.", "Hi."])
+        >>> vocab.decode(vocab.encode("Hi!"))
+        'Hi<unk>'
+    """
+
+    def __init__(self, tokens: Sequence[str], kind: str = "char"):
+        self.tokens = list(tokens)
+        self.kind = kind
+        self.tokenizer = make_tokenizer(kind)
+        self.itos = list(RESERVED) + self.tokens
+        self.stoi = {token: index for index, token in enumerate(self.itos)}
+        if len(self.stoi) != len(self.itos):
+            raise ValueError("vocabulary tokens must be unique and not reserved")
+
+    @classmethod
+    def build(cls, texts: Iterable[str], kind: str = "char", min_count: int = 1) -> Vocabulary:
+        """Collect every token that occurs at least `min_count` times in `texts`."""
+        tokenizer = make_tokenizer(kind)
+        counts = Counter(token for text in texts for token in tokenizer.tokenize(text))
+        kept = sorted(t for t, n in counts.items() if n >= min_count and t not in RESERVED)
+        return cls(kept, kind)
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocabulary) and (self.kind, self.itos) == (other.kind, other.itos)
+
+    def tokenize(self, text: str) -> list[str]:
+        return self.tokenizer.tokenize(text)
+
+    def encode(self, text: str, add_start: bool = False, add_end: bool = False) -> list[int]:
+        """Text -> ids; unknown tokens become UNK_ID."""
+        ids = [self.stoi.get(token, UNK_ID) for token in self.tokenizer.tokenize(text)]
+        return ([START_ID] if add_start else []) + ids + ([END_ID] if add_end else [])
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Ids -> text, stopping at the first END_ID and dropping padding and start ids."""
+        tokens = []
+        for index in ids:
+            index = int(index)
+            if index == END_ID:
+                break
+            if index in (PAD_ID, START_ID):
+                continue
+            tokens.append(self.itos[index] if 0 <= index < len(self.itos) else RESERVED[UNK_ID])
+        return self.tokenizer.detokenize(tokens)
+
+    def unknown_tokens(self, text: str) -> list[str]:
+        """The tokens of `text` that this vocabulary does not know."""
+        return [token for token in self.tokenizer.tokenize(text) if token not in self.stoi]
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "reserved": list(RESERVED), "tokens": self.tokens}
+
+    def save(self, path: str | Path) -> None:
+        text = json.dumps(self.to_dict(), ensure_ascii=False, indent=1)
+        Path(path).write_text(text + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Vocabulary:
+        try:
+            raw = json.loads(Path(path).read_text(encoding="utf-8"))
+            if raw.get("reserved") != list(RESERVED):
+                raise ValueError("reserved tokens differ from this version of tandem")
+            return cls(raw["tokens"], raw["kind"])
+        except FileNotFoundError:
+            raise ModelDirError(f"{path}: missing vocabulary file") from None
+        except (
+            OSError,
+            UnicodeDecodeError,
+            json.JSONDecodeError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            ValueError,
+        ) as exc:
+            raise ModelDirError(f"{path}: malformed vocabulary: {exc}") from None

@@ -1,0 +1,43 @@
+"""Corpus scores through sacreBLEU, with every reference of a source used together."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sacrebleu.metrics import BLEU, CHRF
+
+
+def score(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> dict:
+    """Score translations against one or more references each.
+
+    Args:
+        hypotheses: one translation per source.
+        references: for each source, all its accepted translations (at least one).
+
+    Returns:
+        dict with `chrf`, `bleu`, `exact_match` (percent of hypotheses equal to one of their
+        references), `n_sources`, and the sacreBLEU `signatures` of both metrics.
+
+    Example:
+        >>> round(score(["Va !"], [["Va !", "Bouge !"]])["chrf"], 1)
+        100.0
+    """
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} reference sets")
+    if not hypotheses:
+        raise ValueError("nothing to score")
+    if any(not refs for refs in references):
+        raise ValueError("every source needs at least one reference")
+    # sacreBLEU takes reference streams; None marks a source with fewer references.
+    depth = max(len(refs) for refs in references)
+    streams = [[refs[i] if i < len(refs) else None for refs in references] for i in range(depth)]
+    chrf, bleu = CHRF(), BLEU()
+    hypotheses = list(hypotheses)
+    exact = sum(hyp in refs for hyp, refs in zip(hypotheses, references, strict=True))
+    return {
+        "chrf": chrf.corpus_score(hypotheses, streams).score,
+        "bleu": bleu.corpus_score(hypotheses, streams).score,
+        "exact_match": 100.0 * exact / len(hypotheses),
+        "n_sources": len(hypotheses),
+        "signatures": {"chrf": str(chrf.get_signature()), "bleu": str(bleu.get_signature())},
+    }

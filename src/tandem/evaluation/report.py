@@ -1,0 +1,60 @@
+"""Evaluate a translator on a parallel file: scores plus everything needed to reproduce them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tandem.data.reading import group_references, read_pairs
+from tandem.errors import TandemError
+from tandem.evaluation.metrics import score
+
+
+def evaluate(
+    translator,
+    data_path: str | Path,
+    *,
+    target_path: str | Path | None = None,
+    eligible_only: bool = False,
+    batch_size: int = 64,
+    skip_bad_lines: bool = False,
+    max_samples: int | None = None,
+) -> dict:
+    """Translate every distinct source of a parallel file and score it against all its targets.
+
+    Args:
+        translator: a `tandem.Translator`.
+        data_path: parallel data (tab layout, zip archive, or sources with `target_path`).
+        target_path: target file for aligned text files.
+        eligible_only: score only sources whose tokens and length the model has seen in
+            training (the seed benchmark's rule).
+        batch_size: sentences decoded together.
+        skip_bad_lines: skip malformed lines instead of failing.
+        max_samples: read only the first N pairs.
+
+    Returns:
+        The report: scores, signatures, decoding settings, data file and model directory.
+    """
+    data = read_pairs(
+        data_path, target_path, max_samples=max_samples, skip_bad_lines=skip_bad_lines
+    )
+    grouped = group_references(data.pairs)
+    if eligible_only:
+        grouped = [(s, refs) for s, refs in grouped if translator.is_within_training_range(s)]
+        if not grouped:
+            raise TandemError(f"{data_path}: no source is within the model's training range")
+    sources = [source for source, _ in grouped]
+    hypotheses = translator.translate(sources, batch_size=batch_size)
+    report = score(hypotheses, [refs for _, refs in grouped])
+    report.update(
+        data=str(data_path),
+        model_dir=str(translator.path),
+        decoding={
+            "strategy": "greedy",
+            "batch_size": batch_size,
+            "max_length": translator.max_target_length,
+        },
+        eligible_only=eligible_only,
+        skipped_lines=data.skipped,
+        n_pairs=len(data.pairs),
+    )
+    return report

@@ -1,0 +1,57 @@
+"""Shared fixtures: small parallel files and one tiny trained model directory per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import pytest  # noqa: E402
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+TINY_PAIRS = [
+    ("Go.", "Va !"),
+    ("Hi.", "Salut !"),
+    ("Run!", "Cours !"),
+    ("Wow!", "Ça alors !"),
+    ("Fire!", "Au feu !"),
+    ("Help!", "À l'aide !"),
+    ("Jump.", "Saute."),
+    ("Stop!", "Ça suffit !"),
+    ("Wait!", "Attends !"),
+    ("Go on.", "Poursuis."),
+    ("Hello!", "Bonjour !"),
+    ("I see.", "Je comprends."),
+]
+
+
+def write_tsv(path: Path, pairs) -> Path:
+    path.write_text("".join(f"{s}\t{t}\n" for s, t in pairs), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_tsv(tmp_path_factory) -> Path:
+    return write_tsv(tmp_path_factory.mktemp("data") / "tiny.tsv", TINY_PAIRS)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_tsv) -> Path:
+    """A seed model trained for a few epochs on TINY_PAIRS (quality is not the point)."""
+    from tandem.config import Config
+    from tandem.training import train
+
+    config = Config().replace("model", latent_dim=16)
+    config = config.replace("train", epochs=3, batch_size=4, validation_split=0.25)
+    output = tmp_path_factory.mktemp("models") / "tiny"
+    train(TINY_PAIRS, config, output, verbose=0)
+    return output
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.skip(f"shared data sets not present at {SHARED_DATA}")
+    return SHARED_DATA

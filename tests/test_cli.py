@@ -1,0 +1,127 @@
+"""The command line: train, translate, evaluate; bad input is one line and exit code 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tandem.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.slow
+def test_train_translate_evaluate(tmp_path, capsys, tiny_tsv):
+    model = tmp_path / "model"
+    code, _, err = run(
+        capsys,
+        "train",
+        str(tiny_tsv),
+        "-o",
+        str(model),
+        "--epochs",
+        "2",
+        "--latent-dim",
+        "8",
+        "--batch-size",
+        "4",
+        "--max-samples",
+        "10",
+        "-q",
+    )
+    assert code == 0, err
+    assert "trained 2 epochs on 8 pairs" in err
+    config = json.loads((model / "config.json").read_text())
+    assert config["data"]["max_samples"] == 10 and config["model"]["latent_dim"] == 8
+
+    code, out, _ = run(capsys, "translate", str(model), "Go.", "Hello!", "--format", "json")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [r["source"] for r in rows] == ["Go.", "Hello!"]
+
+    code, out, _ = run(capsys, "evaluate", str(model), str(tiny_tsv), "--format", "json")
+    report = json.loads(out)
+    assert code == 0
+    assert report["n_sources"] == 12 and report["signatures"]["chrf"].startswith("nrefs")
+    assert {"chrf", "bleu", "exact_match", "model_dir", "data", "decoding"} <= set(report)
+
+
+def test_translate_reads_stdin_and_keeps_empty_lines(tiny_model_dir, monkeypatch, capsys):
+    import io
+
+    stdin = io.TextIOWrapper(io.BytesIO(b"Go.\n\nHello!\n"), encoding="utf-8")
+    monkeypatch.setattr(sys, "stdin", stdin)
+    code, out, _ = run(capsys, "translate", str(tiny_model_dir))
+    assert code == 0
+    lines = out.split("\n")
+    assert len(lines) == 4 and lines[1] == "" and lines[3] == ""
+
+
+def test_evaluate_text_output(tiny_model_dir, tiny_tsv, capsys):
+    code, out, _ = run(capsys, "evaluate", str(tiny_model_dir), str(tiny_tsv))
+    assert code == 0
+    assert out.startswith("chrF") and "nrefs:" in out and "exact" in out
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"Go.\tVa !\nno tab here\n", "bad.tsv:2: line has no tab"),
+        (b"Go.\tVa !\n\tVide\n", "bad.tsv:2: empty source"),
+        (b"Go.\tVa !\nHi.\t\xff\xfe\n", "bad.tsv:2: invalid UTF-8"),
+        (b"", "bad.tsv: no sentence pairs"),
+    ],
+)
+def test_bad_training_data_is_one_line_and_exit_2(tmp_path, capsys, content, message):
+    path = tmp_path / "bad.tsv"
+    path.write_bytes(content)
+    code, _, err = run(capsys, "train", str(path), "-o", str(tmp_path / "m"), "--epochs", "1")
+    assert code == 2
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_skip_bad_lines_reports_the_count(tmp_path, capsys):
+    path = tmp_path / "some-bad.tsv"
+    good = "".join(f"Go{i}.\tVa{i} !\n" for i in range(6))
+    path.write_text("oops\n" + good + "also bad\n", encoding="utf-8")
+    code, _, err = run(
+        capsys,
+        "train",
+        str(path),
+        "-o",
+        str(tmp_path / "m"),
+        "--epochs",
+        "1",
+        "--latent-dim",
+        "4",
+        "--skip-bad-lines",
+        "-q",
+    )
+    assert code == 0
+    assert "skipped 2 bad lines" in err
+
+
+def test_missing_files_and_bad_options(tmp_path, capsys, tiny_model_dir):
+    code, _, err = run(capsys, "train", str(tmp_path / "none.tsv"), "-o", str(tmp_path / "m"))
+    assert code == 2 and "none.tsv: no such file" in err
+    code, _, err = run(capsys, "translate", str(tmp_path / "nomodel"), "Go.")
+    assert code == 2 and "no such model directory" in err
+    code, _, err = run(capsys, "train", str(tmp_path), "-o", str(tmp_path / "m"), "--epochs", "0")
+    assert code == 2 and "train.epochs must be a positive integer" in err
+    code, _, err = run(capsys, "translate", str(tiny_model_dir), "Go." * 30, "--overlong", "error")
+    assert code == 2 and "longer than the model's maximum" in err
+
+
+def test_module_entry_point_has_no_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "tandem", "evaluate", str(tmp_path), str(tmp_path / "x.tsv")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("tandem: error:") and "Traceback" not in result.stderr

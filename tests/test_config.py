@@ -1,0 +1,68 @@
+import dataclasses
+
+import pytest
+
+from tandem.config import Config, ConfigError, DataConfig, ModelConfig, TrainConfig
+
+
+def test_defaults_are_the_examples_settings():
+    config = Config()
+    assert config.model.latent_dim == 256
+    assert config.model.cell == "lstm"
+    assert config.train.optimizer == "rmsprop"
+    assert config.train.batch_size == 64
+    assert config.train.epochs == 100
+    assert config.train.validation_split == 0.2
+    assert config.train.patience is None
+
+
+def test_round_trip_through_json(tmp_path):
+    config = Config().replace("train", epochs=7).replace("data", max_samples=10)
+    config.save(tmp_path / "config.json")
+    assert Config.load(tmp_path / "config.json") == config
+
+
+def test_configs_are_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Config().train.epochs = 3
+
+
+def test_unknown_key_names_the_key_and_the_valid_ones():
+    with pytest.raises(ConfigError, match=r"unknown key train\.epoch; valid keys: epochs"):
+        Config.from_dict({"train": {"epoch": 3}})
+
+
+def test_unknown_section_is_an_error():
+    with pytest.raises(ConfigError, match="unknown config section 'trainer'"):
+        Config.from_dict({"trainer": {}})
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: ModelConfig(latent_dim=0), "model.latent_dim must be a positive integer"),
+        (lambda: ModelConfig(cell="rnn"), "model.cell must be one of lstm"),
+        (lambda: TrainConfig(optimizer="adagrad"), "train.optimizer must be one of"),
+        (lambda: TrainConfig(validation_split=1.0), "validation_split must be in"),
+        (lambda: TrainConfig(batch_size=True), "batch_size must be a positive integer"),
+        (lambda: DataConfig(max_samples=-1), "data.max_samples must be a positive integer"),
+        (lambda: DataConfig(source_tokens="bpe"), "data.source_tokens must be one of"),
+    ],
+)
+def test_invalid_values_are_named(make, message):
+    with pytest.raises(ConfigError, match=message):
+        make()
+
+
+def test_replace_ignores_none_and_validates():
+    config = Config().replace("train", epochs=None, batch_size=8)
+    assert config.train.epochs == 100 and config.train.batch_size == 8
+    with pytest.raises(ConfigError):
+        Config().replace("train", epochs=0)
+
+
+def test_malformed_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="config.json: cannot read config"):
+        Config.load(path)

@@ -1,0 +1,84 @@
+"""The Translator facade: batched greedy decoding, unknown characters, overlong and empty input."""
+
+import numpy as np
+import pytest
+
+from tandem import Translator
+from tandem.errors import TandemError
+
+
+@pytest.fixture(scope="module")
+def translator(tiny_model_dir):
+    return Translator.from_dir(tiny_model_dir)
+
+
+def test_exposes_the_three_graphs(translator):
+    assert translator.decoder_model.name == "decoder_model"
+    assert translator.encoder_model.name == "encoder_model"
+    assert translator.training_model.name == "training_model"
+
+
+def test_batching_does_not_change_results(translator):
+    texts = ["Go.", "Hello!", "Wait!", "I see.", "Run!"]
+    one_at_a_time = [translator.translate([t], batch_size=1)[0] for t in texts]
+    assert translator.translate(texts, batch_size=2) == one_at_a_time
+    assert translator.translate(texts, batch_size=64) == one_at_a_time
+
+
+def test_characters_never_seen_in_training_do_not_crash(translator):
+    # The classic example raises KeyError here; tandem maps them to the unknown id.
+    assert translator.source_vocab.unknown_tokens("Zür ✓") != []
+    [translation] = translator.translate(["Zür ✓"])
+    assert isinstance(translation, str)
+
+
+def test_empty_input_gives_empty_output(translator):
+    assert translator.translate(["", "Go."])[0] == ""
+
+
+def test_overlong_input_is_truncated_with_a_warning_or_refused(translator):
+    long_text = "Go." * 20
+    with pytest.warns(UserWarning, match="longer than the model's maximum"):
+        translator.translate([long_text])
+    with pytest.raises(TandemError, match="longer than the model's maximum"):
+        translator.translate([long_text], overlong="error")
+
+
+def test_max_length_caps_the_output(translator):
+    [translation] = translator.translate(["Zür ✓"], max_length=2)
+    assert len(translation) <= 2
+
+
+def test_within_training_range(translator):
+    assert translator.is_within_training_range("Go.")
+    assert not translator.is_within_training_range("Zürich")
+    assert not translator.is_within_training_range("Go." * 20)
+
+
+def test_stream_is_lazy(translator):
+    consumed = []
+
+    def texts():
+        for i in range(10):
+            consumed.append(i)
+            yield "Go."
+
+    stream = translator.translate_stream(texts(), batch_size=4)
+    next(stream)
+    assert len(consumed) == 4  # one batch read, not the whole input
+    assert len(list(stream)) == 9
+
+
+def test_greedy_output_matches_argmax_of_the_decoder_model(translator):
+    # The first generated character is the argmax of decoder_model's first step.
+    source = np.zeros((1, translator.max_source_length, len(translator.source_vocab)), "float32")
+    ids = translator.source_vocab.encode("Hello!")
+    source[0, np.arange(translator.max_source_length), 0] = 1
+    source[0, np.arange(len(ids)), 0] = 0
+    source[0, np.arange(len(ids)), ids] = 1
+    states = translator.encoder_model.predict(source, verbose=0)
+    start = np.zeros((1, 1, len(translator.target_vocab)), "float32")
+    start[0, 0, 1] = 1
+    probs, _, _ = translator.decoder_model.predict([start, *states], verbose=0)
+    first = translator.target_vocab.decode([int(probs[0, 0].argmax())])
+    assert translator.translate(["Hello!"])[0].startswith(first)

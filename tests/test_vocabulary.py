@@ -1,0 +1,53 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tandem.data.vocabulary import END_ID, PAD_ID, START_ID, UNK_ID, Vocabulary
+from tandem.errors import ModelDirError
+
+
+def test_reserved_ids_come_first():
+    vocab = Vocabulary.build(["ba", "ab"])
+    assert vocab.itos[:4] == ["<pad>", "<s>", "</s>", "<unk>"]
+    assert (PAD_ID, START_ID, END_ID, UNK_ID) == (0, 1, 2, 3)
+    assert vocab.tokens == ["a", "b"]
+
+
+@given(st.lists(st.text(min_size=1), min_size=1, max_size=20))
+def test_encode_decode_round_trips_known_characters(texts):
+    vocab = Vocabulary.build(texts)
+    for text in texts:
+        assert vocab.decode(vocab.encode(text)) == text
+        assert vocab.decode(vocab.encode(text, add_start=True, add_end=True)) == text
+
+
+def test_unknown_characters_map_to_unk_instead_of_failing():
+    vocab = Vocabulary.build(["abc"])
+    assert vocab.encode("aZb") == [vocab.stoi["a"], UNK_ID, vocab.stoi["b"]]
+    assert vocab.unknown_tokens("aZbY") == ["Z", "Y"]
+
+
+def test_decode_stops_at_end_and_skips_padding():
+    vocab = Vocabulary.build(["ab"])
+    a, b = vocab.stoi["a"], vocab.stoi["b"]
+    assert vocab.decode([START_ID, a, b, END_ID, a, PAD_ID]) == "ab"
+
+
+def test_word_tokens():
+    vocab = Vocabulary.build(["HH AH0 L OW1", "W ER1 L D"], kind="word")
+    assert vocab.decode(vocab.encode("HH ER1 L D")) == "HH ER1 L D"
+    assert len(vocab) == 4 + 7
+
+
+def test_save_and_load(tmp_path):
+    vocab = Vocabulary.build(["héllo wörld\t"])
+    vocab.save(tmp_path / "v.json")
+    assert Vocabulary.load(tmp_path / "v.json") == vocab
+
+
+@pytest.mark.parametrize("content", ["{", '{"kind": "char"}', '{"reserved": [], "tokens": []}'])
+def test_malformed_vocabulary_file(tmp_path, content):
+    path = tmp_path / "v.json"
+    path.write_text(content)
+    with pytest.raises(ModelDirError, match="malformed vocabulary"):
+        Vocabulary.load(path)
