@@ -143,3 +143,10 @@ def test_reference_loop_case_is_not_trivial(model):
     output = python_greedy(model, random_batch(seed=3)[0], DIMS.max_decoder_seq_length)
     assert (output[:, 0] != END_ID).any()
     assert len({tuple(row) for row in output}) > 1
+
+
+def test_encode_equals_encoder_model(model):
+    source, _ = random_batch(seed=4)
+    expected = model.encoder_model.predict(one_hot(source, DIMS.num_encoder_tokens), verbose=0)
+    for got, want in zip(model.encode(source), expected, strict=True):
+        np.testing.assert_allclose(np.asarray(got), want, atol=1e-5)

@@ -5,6 +5,7 @@ import pytest
 
 from tandem import Translator
 from tandem.errors import TandemError
+from tandem.translator import WINDOW_BATCHES
 
 
 @pytest.fixture(scope="module")
@@ -55,18 +56,22 @@ def test_within_training_range(translator):
     assert not translator.is_within_training_range("Go." * 20)
 
 
-def test_stream_is_lazy(translator):
+def test_stream_is_lazy_and_keeps_input_order(translator):
     consumed = []
+    sentences = ["Go.", "Hello!", "I see.", "Hi."]
 
     def texts():
-        for i in range(10):
+        for i in range(100):
             consumed.append(i)
-            yield "Go."
+            yield sentences[i % 4]
 
-    stream = translator.translate_stream(texts(), batch_size=4)
-    next(stream)
-    assert len(consumed) == 4  # one batch read, not the whole input
-    assert len(list(stream)) == 9
+    stream = translator.translate_stream(texts(), batch_size=2)
+    first = next(stream)
+    assert len(consumed) == 2 * WINDOW_BATCHES  # one window read, not the whole input
+    rest = list(stream)
+    assert [r.source for r in [first, *rest]] == [sentences[i % 4] for i in range(100)]
+    expected = dict(zip(sentences, translator.translate(sentences), strict=True))
+    assert all(r.text == expected[r.source] for r in rest)
 
 
 def test_greedy_output_matches_argmax_of_the_decoder_model(translator):
@@ -82,3 +87,29 @@ def test_greedy_output_matches_argmax_of_the_decoder_model(translator):
     probs, _, _ = translator.decoder_model.predict([start, *states], verbose=0)
     first = translator.target_vocab.decode([int(probs[0, 0].argmax())])
     assert translator.translate(["Hello!"])[0].startswith(first)
+
+
+def test_beam_search_returns_sorted_distinct_nbest(translator):
+    [result] = translator.translate_stream(["Hello!"], strategy="beam", beam_size=4, nbest=3)
+    scores = [h.score for h in result.hypotheses]
+    assert len(result.hypotheses) == 3
+    assert scores == sorted(scores, reverse=True)
+    assert len({h.text for h in result.hypotheses}) == 3
+
+
+def test_beam_of_one_equals_greedy(translator):
+    texts = ["Go.", "Hello!", "Wait!"]
+    assert translator.translate(texts, strategy="beam", beam_size=1) == translator.translate(texts)
+
+
+def test_sampling_repeats_itself_with_the_same_seed(translator):
+    texts = ["Go.", "Hello!", "Wait!", "Run!"] * 3
+    first = translator.translate(texts, strategy="sample", seed=3, batch_size=4)
+    again = translator.translate(texts, strategy="sample", seed=3, batch_size=4)
+    other = translator.translate(texts, strategy="sample", seed=4, batch_size=4)
+    assert first == again
+    assert first != other
+    # top-k of one is greedy, whatever the seed.
+    assert translator.translate(texts, strategy="sample", top_k=1, seed=9) == translator.translate(
+        texts
+    )

@@ -8,10 +8,18 @@ import sys
 from collections.abc import Sequence
 
 from tandem import __version__
-from tandem.config import OPTIMIZERS, TOKEN_KINDS, DataConfig, ModelConfig, TrainConfig
+from tandem.config import (
+    OPTIMIZERS,
+    OVERLONG,
+    TOKEN_KINDS,
+    DataConfig,
+    DecodeConfig,
+    ModelConfig,
+    TrainConfig,
+)
 from tandem.errors import TandemError
 
-DATA, MODEL, TRAIN = DataConfig(), ModelConfig(), TrainConfig()
+DATA, MODEL, TRAIN, DECODE = DataConfig(), ModelConfig(), TrainConfig(), DecodeConfig()
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -60,25 +68,50 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def decode_config(args: argparse.Namespace):
+    """The DecodeConfig the translate/evaluate flags ask for (unset flags keep its defaults)."""
+    from tandem.config import DecodeConfig
+
+    strategy = "beam" if args.beam else "sample" if args.sample else None
+    options = {
+        "strategy": strategy,
+        "beam_size": args.beam,
+        "nbest": args.nbest,
+        "alpha": args.alpha,
+        "temperature": args.temperature,
+        "top_k": args.top_k,
+        "seed": args.seed,
+        "batch_size": args.batch_size,
+        "max_length": args.max_length,
+        "overlong": getattr(args, "overlong", None),
+    }
+    return DecodeConfig(**{k: v for k, v in options.items() if v is not None})
+
+
 def cmd_translate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from tandem.data.reading import read_lines
     from tandem.translator import Translator
 
+    decode = decode_config(args)
     translator = Translator.from_dir(args.model_dir)
-    texts = args.text if args.text else (text for _, text in read_lines("-"))
-    results = translator.translate_stream(
-        texts, batch_size=args.batch_size, max_length=args.max_length, overlong=args.overlong
-    )
-    # Sources are kept beside results for the tsv and json formats.
-    sources = list(args.text) if args.text else None
-    for index, translation in enumerate(results):
-        source = sources[index] if sources else None
-        if args.format == "text":
-            print(translation, flush=not args.text)
+    texts = iter(args.text) if args.text else (text for _, text in read_lines(args.input or "-"))
+    show = sys.stderr.isatty() if args.progress == "auto" else args.progress == "on"
+    texts = tqdm(texts, desc="translating", unit=" lines", disable=not show, file=sys.stderr)
+    for result in translator.translate_stream(texts, decode):
+        if args.format == "json":
+            hypotheses = [{"text": h.text, "score": h.score} for h in result.hypotheses]
+            row = {"source": result.source, "translation": result.text, "hypotheses": hypotheses}
+            print(json.dumps(row, ensure_ascii=False))
         elif args.format == "tsv":
-            print(f"{source if source is not None else ''}\t{translation}")
+            for h in result.hypotheses:
+                score = "" if h.score is None else f"{h.score:.4f}"
+                print(f"{result.source}\t{h.text}\t{score}")
         else:
-            print(json.dumps({"source": source, "translation": translation}, ensure_ascii=False))
+            for h in result.hypotheses:
+                print(h.text)
+        sys.stdout.flush()
     return 0
 
 
@@ -90,9 +123,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     report = evaluate(
         translator,
         args.data,
+        decode_config(args),
         target_path=args.target,
         eligible_only=args.eligible_only,
-        batch_size=args.batch_size,
         skip_bad_lines=args.skip_bad_lines,
         max_samples=args.max_samples,
     )
@@ -103,6 +136,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"BLEU   {report['bleu']:6.2f}  {report['signatures']['bleu']}")
         print(f"exact  {report['exact_match']:6.2f}% of {report['n_sources']} sources")
     return 0
+
+
+def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("decoding")
+    group.add_argument("--beam", type=int, metavar="N", help="beam search with N beams")
+    group.add_argument(
+        "--nbest", type=int, help=f"hypotheses per source, beam only (default: {DECODE.nbest})"
+    )
+    group.add_argument(
+        "--alpha", type=float, help=f"beam length normalisation (default: {DECODE.alpha})"
+    )
+    group.add_argument("--sample", action="store_true", help="sample instead of searching")
+    group.add_argument(
+        "--temperature", type=float, help=f"sampling temperature (default: {DECODE.temperature})"
+    )
+    group.add_argument("--top-k", type=int, help="sample among the k most probable tokens")
+    group.add_argument("--seed", type=int, help=f"sampling seed (default: {DECODE.seed})")
+    group.add_argument(
+        "--batch-size", type=int, help=f"sentences decoded together (default: {DECODE.batch_size})"
+    )
+    group.add_argument(
+        "--max-length",
+        type=int,
+        help="most target tokens per sentence (default: the longest training target)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,15 +209,27 @@ def build_parser() -> argparse.ArgumentParser:
     translate = commands.add_parser("translate", help="translate text (arguments or stdin)")
     translate.add_argument("model_dir", help="model directory written by tandem train")
     translate.add_argument("text", nargs="*", help="texts to translate (default: stdin lines)")
-    translate.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
-    translate.add_argument("--max-length", type=int, help="most target tokens per sentence")
+    translate.add_argument("-i", "--input", help="file of sentences, one per line (default: stdin)")
+    add_decode_arguments(translate)
     translate.add_argument(
         "--overlong",
-        choices=("truncate", "error"),
-        default="truncate",
-        help="what to do with sources longer than any seen in training",
+        choices=OVERLONG,
+        help="sources longer than any seen in training: truncate with a warning or stop with "
+        f"an error (default: {DECODE.overlong})",
     )
-    translate.add_argument("--format", choices=("text", "tsv", "json"), default="text")
+    translate.add_argument(
+        "--format",
+        choices=("text", "tsv", "json"),
+        default="text",
+        help="text: one line per hypothesis; tsv: source, text, score; "
+        "json: one object per source with all hypotheses",
+    )
+    translate.add_argument(
+        "--progress",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="progress bar on stderr (auto: when stderr is a terminal)",
+    )
     translate.set_defaults(run=cmd_translate)
 
     evaluate = commands.add_parser("evaluate", help="score a model with chrF, BLEU, exact match")
@@ -171,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="score only sources within the model's training range",
     )
-    evaluate.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
+    add_decode_arguments(evaluate)
     evaluate.add_argument("--max-samples", type=int, help="first N pairs (default: all)")
     evaluate.add_argument("--skip-bad-lines", action="store_true", help="skip malformed lines")
     evaluate.add_argument("--format", choices=("text", "json"), default="text")

@@ -18,6 +18,8 @@ class ConfigError(TandemError):
 TOKEN_KINDS = ("char", "word")
 CELLS = ("lstm",)
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
+STRATEGIES = ("greedy", "beam", "sample")
+OVERLONG = ("truncate", "error")
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,42 @@ class TrainConfig:
                 f"train.validation_split must be in [0, 1), got {self.validation_split}"
             )
         _check_positive(self, "patience", allow_none=True)
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """How `translate` searches; not saved with a model (chosen per call)."""
+
+    strategy: str = "greedy"  # greedy | beam | sample
+    beam_size: int = 5  # open hypotheses kept per sentence (beam)
+    alpha: float = 0.0  # GNMT length normalisation exponent (beam); 0 scores raw log-probs
+    nbest: int = 1  # hypotheses returned per sentence (beam)
+    temperature: float = 1.0  # divides log-probs before sampling (sample)
+    top_k: int | None = None  # sample among the k most probable tokens only (sample)
+    seed: int = 0  # sampling seed: the same seed gives the same output (sample)
+    batch_size: int = 64  # sentences decoded together
+    max_length: int | None = None  # most target tokens; None: the longest training target
+    overlong: str = "truncate"  # sources longer than any in training: truncate (warn) | error
+
+    def __post_init__(self):
+        _check_choice(self, "strategy", STRATEGIES)
+        _check_choice(self, "overlong", OVERLONG)
+        for name in ("beam_size", "nbest", "batch_size"):
+            _check_positive(self, name)
+        _check_positive(self, "top_k", allow_none=True)
+        _check_positive(self, "max_length", allow_none=True)
+        if self.nbest > 1 and self.strategy != "beam":
+            raise ConfigError("decode.nbest > 1 needs the beam strategy")
+        if self.nbest > self.beam_size:
+            raise ConfigError(
+                f"decode.nbest ({self.nbest}) cannot exceed decode.beam_size ({self.beam_size})"
+            )
+        if not self.temperature > 0:
+            raise ConfigError(f"decode.temperature must be > 0, got {self.temperature}")
+        if self.alpha < 0:
+            raise ConfigError(f"decode.alpha must be >= 0, got {self.alpha}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"decode.seed must be a non-negative integer, got {self.seed!r}")
 
 
 @dataclass(frozen=True)

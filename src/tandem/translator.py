@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from tandem.config import DecodeConfig
 from tandem.data.batching import encode_sources
-from tandem.decoding import compile_stateless, greedy_search
+from tandem.decoding import beam_search, compile_stateless, greedy_search, sample
 from tandem.errors import TandemError
 from tandem.model_dir import LoadedModel, load_model_dir
 
-DEFAULT_BATCH_SIZE = 64
-OVERLONG_CHOICES = ("truncate", "error")
+# Sentences read ahead and sorted by length, so a batch's sentences end at similar steps.
+WINDOW_BATCHES = 16
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One candidate translation."""
+
+    text: str
+    score: float | None  # beam: (normalised) log-probability; greedy and sampling: None
+
+
+@dataclass(frozen=True)
+class Translation:
+    """All hypotheses for one source, best first."""
+
+    source: str
+    hypotheses: list[Hypothesis]
+
+    @property
+    def text(self) -> str:
+        return self.hypotheses[0].text
 
 
 class Translator:
@@ -25,8 +48,8 @@ class Translator:
 
     Example:
         >>> translator = Translator.from_dir("runs/demo/model")  # doctest: +SKIP
-        >>> translator.translate(["Go.", "Hello!"])  # doctest: +SKIP
-        ['Va !', 'Bonjour !']
+        >>> translator.translate(["twenty-one"], strategy="beam", beam_size=5)  # doctest: +SKIP
+        ['vingt et un']
     """
 
     def __init__(self, loaded: LoadedModel):
@@ -64,70 +87,81 @@ class Translator:
     def max_target_length(self) -> int:
         return self.model.dims.max_decoder_seq_length
 
+    def is_within_training_range(self, text: str) -> bool:
+        """True when every token of `text` is known and it is no longer than training sources."""
+        tokens = self.source_vocab.tokenize(text)
+        return len(tokens) <= self.max_source_length and not self.source_vocab.unknown_tokens(text)
+
     def translate(
-        self,
-        texts: Sequence[str],
-        *,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        max_length: int | None = None,
-        overlong: str = "truncate",
+        self, texts: Sequence[str], decode: DecodeConfig | None = None, **options
     ) -> list[str]:
-        """Translate a list of texts with batched greedy decoding.
+        """Translate texts; returns the best translation of each, in order.
 
         Args:
             texts: source sentences; an empty one gives an empty translation.
-            batch_size: sentences decoded together.
-            max_length: most target tokens per sentence; default the model's training maximum.
-            overlong: "truncate" (with a warning) or "error" for sources longer than the
-                longest training source.
-
-        Returns:
-            One translation per text, in order.
+            decode: decoding settings (default `DecodeConfig()`: batched greedy).
+            **options: `DecodeConfig` fields overriding `decode`, e.g. `strategy="beam"`.
         """
-        return list(
-            self.translate_stream(
-                texts, batch_size=batch_size, max_length=max_length, overlong=overlong
-            )
-        )
+        return [result.text for result in self.translate_stream(texts, decode, **options)]
 
     def translate_stream(
-        self,
-        texts: Iterable[str],
-        *,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        max_length: int | None = None,
-        overlong: str = "truncate",
-    ) -> Iterator[str]:
-        """Like `translate`, but lazily: reads `batch_size` texts at a time, yields in order."""
-        if batch_size < 1:
-            raise TandemError(f"batch size must be a positive integer, got {batch_size}")
-        if overlong not in OVERLONG_CHOICES:
-            raise TandemError(f"overlong must be one of {', '.join(OVERLONG_CHOICES)}")
-        max_length = max_length or self.max_target_length
-        if max_length < 1:
-            raise TandemError(f"max length must be a positive integer, got {max_length}")
-        batch: list[str] = []
-        for text in texts:
-            batch.append(text)
-            if len(batch) == batch_size:
-                yield from self._translate_batch(batch, batch_size, max_length, overlong)
-                batch = []
-        if batch:
-            yield from self._translate_batch(batch, batch_size, max_length, overlong)
+        self, texts: Iterable[str], decode: DecodeConfig | None = None, **options
+    ) -> Iterator[Translation]:
+        """Translate lazily, in input order, holding a bounded window of sentences in memory.
 
-    def _translate_batch(
-        self, texts: list[str], batch_size: int, max_length: int, overlong: str
-    ) -> list[str]:
+        Reads `batch_size * WINDOW_BATCHES` texts at a time, decodes them in length-sorted
+        batches and yields a `Translation` (all hypotheses) per text.
+        """
+        decode = dataclasses.replace(decode or DecodeConfig(), **options)
+        window: list[str] = []
+        for text in texts:
+            window.append(text)
+            if len(window) == decode.batch_size * WINDOW_BATCHES:
+                yield from self._translate_window(window, decode)
+                window = []
+        if window:
+            yield from self._translate_window(window, decode)
+
+    def _translate_window(self, texts: list[str], decode: DecodeConfig) -> list[Translation]:
         source_ids, lengths = encode_sources(texts, self.source_vocab, self.max_source_length)
-        self._check_lengths(texts, lengths, overlong)
-        # A fixed batch shape keeps one compiled program per (batch_size, max_length).
-        padded = np.zeros((batch_size, self.max_source_length), dtype=np.int32)
-        padded[: len(texts)] = source_ids
-        output_ids = np.asarray(self._decoder(batch_size, max_length)(padded))
-        return [
-            self.target_vocab.decode(ids) if text.strip() else ""
-            for text, ids in zip(texts, output_ids, strict=False)
+        self._check_lengths(texts, lengths, decode.overlong)
+        order = np.argsort(-np.asarray(lengths), kind="stable")
+        results: list[Translation | None] = [None] * len(texts)
+        for start in range(0, len(texts), decode.batch_size):
+            rows = order[start : start + decode.batch_size]
+            # A fixed batch shape keeps one compiled program per decoding setting.
+            batch = np.zeros((decode.batch_size, self.max_source_length), dtype=np.int32)
+            batch[: len(rows)] = source_ids[rows]
+            tokens, scores = self._decode_batch(batch, decode, start // decode.batch_size)
+            for position, row in enumerate(rows):
+                results[row] = self._translation(texts[row], tokens[position], scores, position)
+        return results
+
+    def _translation(self, source: str, tokens: np.ndarray, scores, position: int) -> Translation:
+        if not source.strip():
+            return Translation(source, [Hypothesis("", None)])
+        hypotheses = [
+            Hypothesis(
+                self.target_vocab.decode(ids),
+                None if scores is None else float(scores[position, rank]),
+            )
+            for rank, ids in enumerate(tokens)
         ]
+        return Translation(source, hypotheses)
+
+    def _decode_batch(self, source_ids: np.ndarray, decode: DecodeConfig, batch_index: int):
+        """(batch, source steps) -> tokens (batch, nbest, steps), scores (batch, nbest) | None."""
+        max_length = decode.max_length or self.max_target_length
+        if decode.strategy == "beam":
+            tokens, scores = self._decoder(decode, max_length)(source_ids)
+            return np.asarray(tokens), np.asarray(scores)
+        if decode.strategy == "sample":
+            # Each batch draws from its own stream, derived from the one seed.
+            seed = np.asarray([decode.seed, batch_index], dtype=np.uint32)
+            tokens = self._decoder(decode, max_length)(source_ids, seed)
+        else:
+            tokens = self._decoder(decode, max_length)(source_ids)
+        return np.asarray(tokens)[:, None, :], None
 
     def _check_lengths(self, texts: list[str], lengths: list[int], overlong: str) -> None:
         for text, length in zip(texts, lengths, strict=True):
@@ -138,21 +172,52 @@ class Translator:
                 )
                 if overlong == "error":
                     raise TandemError(message)
-                warnings.warn(message + " (truncated)", stacklevel=4)
+                warnings.warn(message + " (truncated)", stacklevel=5)
 
-    def _decoder(self, batch_size: int, max_length: int):
-        key = ("greedy", batch_size, max_length)
-        if key not in self._compiled:
-            model = self.model
+    def _decoder(self, decode: DecodeConfig, max_length: int):
+        """The compiled search for one decoding setting, built once and cached."""
+        key = (
+            decode.strategy,
+            decode.batch_size,
+            max_length,
+            decode.beam_size,
+            decode.alpha,
+            decode.nbest,
+            decode.temperature,
+            decode.top_k,
+        )
+        if key in self._compiled:
+            return self._compiled[key]
+        model, batch_size = self.model, decode.batch_size
 
-            def decode(source_ids):  # (batch, max_encoder_seq_length) -> (batch, max_length)
-                state = model.encode(source_ids)
-                return greedy_search(model.step, state, batch_size, max_length)
+        if decode.strategy == "beam":
 
-            self._compiled[key] = compile_stateless(decode, model.variables)
+            def search(source_ids):
+                return beam_search(
+                    model.step,
+                    model.encode(source_ids),
+                    batch_size,
+                    max_length,
+                    beam_size=decode.beam_size,
+                    alpha=decode.alpha,
+                    nbest=decode.nbest,
+                )
+        elif decode.strategy == "sample":
+
+            def search(source_ids, seed):
+                return sample(
+                    model.step,
+                    model.encode(source_ids),
+                    batch_size,
+                    max_length,
+                    temperature=decode.temperature,
+                    top_k=decode.top_k,
+                    seed=seed,
+                )
+        else:
+
+            def search(source_ids):
+                return greedy_search(model.step, model.encode(source_ids), batch_size, max_length)
+
+        self._compiled[key] = compile_stateless(search, model.variables)
         return self._compiled[key]
-
-    def is_within_training_range(self, text: str) -> bool:
-        """True when every token of `text` is known and it is no longer than training sources."""
-        tokens = self.source_vocab.tokenize(text)
-        return len(tokens) <= self.max_source_length and not self.source_vocab.unknown_tokens(text)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+from tandem.config import DecodeConfig
 from tandem.data.reading import group_references, read_pairs
 from tandem.errors import TandemError
 from tandem.evaluation.metrics import score
@@ -12,10 +14,10 @@ from tandem.evaluation.metrics import score
 def evaluate(
     translator,
     data_path: str | Path,
+    decode: DecodeConfig | None = None,
     *,
     target_path: str | Path | None = None,
     eligible_only: bool = False,
-    batch_size: int = 64,
     skip_bad_lines: bool = False,
     max_samples: int | None = None,
 ) -> dict:
@@ -24,16 +26,17 @@ def evaluate(
     Args:
         translator: a `tandem.Translator`.
         data_path: parallel data (tab layout, zip archive, or sources with `target_path`).
+        decode: decoding settings (default: batched greedy).
         target_path: target file for aligned text files.
         eligible_only: score only sources whose tokens and length the model has seen in
             training (the seed benchmark's rule).
-        batch_size: sentences decoded together.
         skip_bad_lines: skip malformed lines instead of failing.
         max_samples: read only the first N pairs.
 
     Returns:
         The report: scores, signatures, decoding settings, data file and model directory.
     """
+    decode = decode or DecodeConfig()
     data = read_pairs(
         data_path, target_path, max_samples=max_samples, skip_bad_lines=skip_bad_lines
     )
@@ -42,16 +45,14 @@ def evaluate(
         grouped = [(s, refs) for s, refs in grouped if translator.is_within_training_range(s)]
         if not grouped:
             raise TandemError(f"{data_path}: no source is within the model's training range")
-    sources = [source for source, _ in grouped]
-    hypotheses = translator.translate(sources, batch_size=batch_size)
+    hypotheses = translator.translate([source for source, _ in grouped], decode)
     report = score(hypotheses, [refs for _, refs in grouped])
     report.update(
         data=str(data_path),
         model_dir=str(translator.path),
         decoding={
-            "strategy": "greedy",
-            "batch_size": batch_size,
-            "max_length": translator.max_target_length,
+            **dataclasses.asdict(decode),
+            "max_length": decode.max_length or translator.max_target_length,
         },
         eligible_only=eligible_only,
         skipped_lines=data.skipped,

@@ -105,18 +105,40 @@ class Seq2Seq:
         return list(self.training_model.variables)
 
     # The step contract used by every decoding strategy: strategies see only these two.
+    # Both compute exactly what the graphs above compute, but multiply the one-hot inputs by
+    # the input kernel as a row lookup, the one product the graphs spend on zeros.
 
     def encode(self, source_ids):
         """Source ids (batch, max_encoder_seq_length) -> decoder state (h, c)."""
-        source = ops.one_hot(source_ids, self.dims.num_encoder_tokens)  # (batch, steps, vocab)
-        _, state_h, state_c = self.encoder_lstm(source)  # (batch, latent_dim) x 2
-        return (state_h, state_c)
+        cell = self.encoder_lstm.cell
+        inputs = ops.take(cell.kernel, source_ids, axis=0)  # (batch, steps, 4 * latent_dim)
+        batch = ops.shape(source_ids)[0]
+        zeros = ops.zeros((batch, self.config.latent_dim), dtype=inputs.dtype)
+
+        def step(state, projected):  # projected: (batch, 4 * latent_dim)
+            state = _lstm_cell(cell, projected, state)
+            return state, None
+
+        state, _ = ops.scan(step, (zeros, zeros), ops.transpose(inputs, (1, 0, 2)))
+        return state
 
     def step(self, tokens, state):
         """One decoder step: tokens (batch,) and state -> (log_probs (batch, vocab), state)."""
-        inputs = ops.one_hot(tokens, self.dims.num_decoder_tokens)[:, None, :]  # (batch, 1, vocab)
-        outputs, state_h, state_c = self.decoder_lstm(inputs, initial_state=list(state))
-        probs = self.decoder_dense(outputs[:, 0, :])  # (batch, vocab)
+        cell = self.decoder_lstm.cell
+        state = _lstm_cell(cell, ops.take(cell.kernel, tokens, axis=0), state)  # (batch, latent)
+        probs = self.decoder_dense(state[0])  # (batch, vocab)
         # log of the softmax the example trains; the floor keeps -inf out of beam scores.
         log_probs = ops.log(ops.maximum(probs, 1e-30))
-        return log_probs, (state_h, state_c)
+        return log_probs, state
+
+
+def _lstm_cell(cell, projected_inputs, state):
+    """Keras LSTMCell arithmetic (gates i, f, c, o) on inputs already multiplied by its kernel."""
+    h, c = state  # (batch, latent_dim) each
+    z = projected_inputs + ops.matmul(h, cell.recurrent_kernel)  # (batch, 4 * latent_dim)
+    if cell.use_bias:
+        z = z + cell.bias
+    i, f, g, o = ops.split(z, 4, axis=-1)
+    c = cell.recurrent_activation(f) * c + cell.recurrent_activation(i) * cell.activation(g)
+    h = cell.recurrent_activation(o) * cell.activation(c)
+    return (h, c)
