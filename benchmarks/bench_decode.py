@@ -50,8 +50,7 @@ def useful_flops(translator, sources, translations_ids) -> float:
     hidden = translator.config.model.latent_dim
     vocab = len(translator.target_vocab)
     source_tokens = sum(
-        min(len(translator.source_vocab.tokenize(s)), translator.max_source_length)
-        for s in sources
+        min(len(translator.source_vocab.tokenize(s)), translator.max_source_length) for s in sources
     )
     generated = sum(_generated_length(ids) for ids in translations_ids)
     return source_tokens * 2 * 4 * hidden * hidden + generated * (
@@ -82,15 +81,27 @@ def stream_peak_rss_mb(model_dir: Path, lines: int, sources: list[str]) -> float
         with open(path, "w", encoding="utf-8") as handle:
             for i in range(lines):
                 handle.write(sources[i % len(sources)] + "\n")
-        command = [sys.executable, "-m", "tandem", "translate", str(model_dir), "-i", str(path),
-                   "--batch-size", "256", "--progress", "off"]
+        command = [
+            sys.executable,
+            "-m",
+            "tandem",
+            "translate",
+            str(model_dir),
+            "-i",
+            str(path),
+            "--batch-size",
+            "256",
+            "--progress",
+            "off",
+        ]
         script = (
             "import resource, subprocess, sys; "
             f"subprocess.run({command!r}, check=True, stdout=subprocess.DEVNULL); "
             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
         )
-        out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True,
-                             text=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", script], check=True, capture_output=True, text=True
+        ).stdout
     return int(out.strip()) / 1024  # ru_maxrss is in KiB on Linux
 
 

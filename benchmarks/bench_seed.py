@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tandem  # noqa: E402  (sets the Keras backend)
 from baseline import translate_one_by_one  # noqa: E402
 from common import ROOT, TATOEBA, machine, require, write_json  # noqa: E402
-from tandem.config import Config  # noqa: E402
+from tandem.config import Config, ModelConfig  # noqa: E402
 from tandem.data.reading import group_references, read_pairs  # noqa: E402
 from tandem.evaluation import score  # noqa: E402
 from tandem.model_dir import read_history  # noqa: E402
@@ -40,7 +40,7 @@ def main() -> None:
 
     model_dir = Path(args.model_dir)
     if not args.reuse:
-        config = Config().replace("data", max_samples=args.samples)
+        config = Config(model=ModelConfig.seed()).replace("data", max_samples=args.samples)
         config = config.replace("train", epochs=args.epochs)
         pairs = read_pairs(train_path, max_samples=args.samples).pairs
         train(pairs, config, model_dir)

@@ -1,4 +1,4 @@
-"""The three graphs of the seed model agree with each other, before and after save/load."""
+"""Every model family's three graphs agree with each other, before and after save/load."""
 
 import keras
 import numpy as np
@@ -13,10 +13,27 @@ from tandem.models import ModelDims, Seq2Seq
 DIMS = ModelDims(
     num_encoder_tokens=9, num_decoder_tokens=11, max_encoder_seq_length=6, max_decoder_seq_length=7
 )
+LENGTHS = [(6, 5), (2, 1), (4, 3), (1, 5)]  # (source, target) tokens per row
+
+FAMILIES = {
+    "seed": ModelConfig.seed(latent_dim=12),
+    "embedding": ModelConfig(latent_dim=12, embedding_dim=6),
+    "one_hot_masked": ModelConfig(latent_dim=12, inputs="one_hot"),
+    "gru": ModelConfig(latent_dim=12, embedding_dim=6, cell="gru"),
+    "deep": ModelConfig(latent_dim=12, embedding_dim=6, num_layers=2, dropout=0.3),
+    "bidirectional": ModelConfig(latent_dim=12, embedding_dim=6, bidirectional=True),
+    "dot": ModelConfig(latent_dim=12, embedding_dim=6, attention="dot"),
+    "general": ModelConfig(latent_dim=12, embedding_dim=6, attention="general", num_layers=2),
+    "bahdanau_bigru": ModelConfig(
+        latent_dim=12, embedding_dim=6, attention="bahdanau", cell="gru", bidirectional=True
+    ),
+    "seed_attention": ModelConfig.seed(latent_dim=12, attention="general"),
+}
 
 
-def one_hot(ids, width):
-    return np.eye(width, dtype="float32")[ids]
+def graph_inputs(model, ids, width):
+    """Ids -> what the graphs take: one-hot vectors (seed inputs) or the ids themselves."""
+    return np.eye(width, dtype="float32")[ids] if model.one_hot else ids
 
 
 def random_batch(seed=0):
@@ -24,7 +41,7 @@ def random_batch(seed=0):
     rng = np.random.default_rng(seed)
     source = np.zeros((4, DIMS.max_encoder_seq_length), "int32")
     decoder = np.zeros((4, DIMS.max_decoder_seq_length), "int32")
-    for row, (s_len, t_len) in enumerate([(6, 5), (2, 1), (4, 3), (1, 5)]):
+    for row, (s_len, t_len) in enumerate(LENGTHS):
         source[row, :s_len] = rng.integers(4, DIMS.num_encoder_tokens, s_len)
         decoder[row, 0] = START_ID
         decoder[row, 1 : t_len + 1] = rng.integers(4, DIMS.num_decoder_tokens, t_len)
@@ -32,38 +49,64 @@ def random_batch(seed=0):
     return source, decoder
 
 
+def real_steps():
+    """(batch, steps) True where the decoder input is text (start .. end), not padding."""
+    mask = np.zeros((4, DIMS.max_decoder_seq_length), bool)
+    for row, (_, t_len) in enumerate(LENGTHS):
+        mask[row, : t_len + 2] = True
+    return mask
+
+
 def step_by_step(model, source, decoder):
     """The example's inference wiring: encoder_model once, decoder_model one token at a time."""
-    states = model.encoder_model.predict(one_hot(source, DIMS.num_encoder_tokens), verbose=0)
+    states = model.encoder_model.predict(
+        graph_inputs(model, source, DIMS.num_encoder_tokens), verbose=0
+    )
+    states = list(states) if isinstance(states, list) else [states]
     outputs = []
     for t in range(decoder.shape[1]):
-        token = one_hot(decoder[:, t : t + 1], DIMS.num_decoder_tokens)  # (batch, 1, vocab)
-        probs, h, c = model.decoder_model.predict([token] + list(states), verbose=0)
-        outputs.append(probs[:, 0])
-        states = [h, c]
+        token = graph_inputs(model, decoder[:, t : t + 1], DIMS.num_decoder_tokens)
+        results = model.decoder_model.predict([token] + states, verbose=0)
+        outputs.append(results[0][:, 0])
+        states = list(results[1 : 1 + len(states)])
     return np.stack(outputs, axis=1)  # (batch, steps, vocab)
 
 
 def teacher_forced(model, source, decoder):
-    inputs = [one_hot(source, DIMS.num_encoder_tokens), one_hot(decoder, DIMS.num_decoder_tokens)]
+    inputs = [
+        graph_inputs(model, source, DIMS.num_encoder_tokens),
+        graph_inputs(model, decoder, DIMS.num_decoder_tokens),
+    ]
     return model.training_model.predict(inputs, verbose=0)
+
+
+def build(config):
+    keras.utils.set_random_seed(0)
+    return Seq2Seq(config, DIMS)
 
 
 @pytest.fixture(scope="module")
 def model():
-    keras.utils.set_random_seed(0)
-    return Seq2Seq(ModelConfig(latent_dim=12), DIMS)
+    return build(FAMILIES["seed"])
 
 
-def test_decoder_model_has_the_examples_signature(model):
-    decoder_inputs = model.decoder_model.inputs
-    assert [tuple(t.shape) for t in decoder_inputs] == [(None, None, 11), (None, 12), (None, 12)]
+def test_seed_decoder_model_has_the_examples_signature(model):
+    assert [tuple(t.shape) for t in model.decoder_model.inputs] == [
+        (None, None, 11),
+        (None, 12),
+        (None, 12),
+    ]
     assert [tuple(t.shape) for t in model.decoder_model.outputs] == [
         (None, None, 11),
         (None, 12),
         (None, 12),
     ]
     assert [tuple(t.shape) for t in model.encoder_model.outputs] == [(None, 12), (None, 12)]
+    assert [layer.name for layer in model.training_model.layers if layer.weights] == [
+        "encoder_lstm",
+        "decoder_lstm",
+        "decoder_dense",
+    ]
 
 
 def test_the_three_graphs_share_layer_objects_and_weights(model):
@@ -75,56 +118,77 @@ def test_the_three_graphs_share_layer_objects_and_weights(model):
     )
 
 
-def test_teacher_forcing_equals_stepping_the_decoder_model(model):
+@pytest.mark.parametrize("family", FAMILIES)
+def test_teacher_forcing_equals_stepping_the_decoder_model(family, tmp_path):
+    model = build(FAMILIES[family])
     source, decoder = random_batch()
     expected = teacher_forced(model, source, decoder)
     assert expected.shape == (4, DIMS.max_decoder_seq_length, DIMS.num_decoder_tokens)
-    np.testing.assert_allclose(step_by_step(model, source, decoder), expected, atol=1e-5)
+    # Unmasked models agree at every step; masked ones on the real (unpadded) steps.
+    steps = real_steps() if model.config.mask_padding else np.ones_like(real_steps())
+    np.testing.assert_allclose(
+        step_by_step(model, source, decoder)[steps], expected[steps], atol=1e-5
+    )
 
-
-def test_equivalence_holds_after_save_and_reload(model, tmp_path):
+    # The same holds after a save and reload from the model directory alone.
     vocabs = (
         Vocabulary([chr(97 + i) for i in range(5)]),
         Vocabulary([chr(97 + i) for i in range(7)]),
     )
-    save_model_dir(tmp_path, model, *vocabs, Config().replace("model", latent_dim=12))
+    save_model_dir(tmp_path, model, *vocabs, Config().replace("model", **vars(model.config)))
     loaded = load_model_dir(tmp_path).model
-    source, decoder = random_batch(seed=1)
-    expected = teacher_forced(model, source, decoder)
     np.testing.assert_allclose(teacher_forced(loaded, source, decoder), expected, atol=1e-6)
-    np.testing.assert_allclose(step_by_step(loaded, source, decoder), expected, atol=1e-5)
-    # The reloaded graphs share weights among themselves too.
-    assert loaded.encoder_model.get_layer("encoder_lstm") is loaded.training_model.get_layer(
-        "encoder_lstm"
+    np.testing.assert_allclose(
+        step_by_step(loaded, source, decoder)[steps], expected[steps], atol=1e-5
     )
+    assert loaded.encoder_model.get_layer(loaded.encoder_model.layers[-1].name) is not None
 
 
-def test_step_contract_matches_decoder_model(model):
+@pytest.mark.parametrize("family", FAMILIES)
+def test_step_contract_matches_the_graphs(family):
+    model = build(FAMILIES[family])
     source, decoder = random_batch(seed=2)
+    expected = teacher_forced(model, source, decoder)
     state = model.encode(source)
-    log_probs, _ = model.step(decoder[:, 0], state)
-    expected = teacher_forced(model, source, decoder)[:, 0]
-    np.testing.assert_allclose(np.exp(np.asarray(log_probs)), expected, atol=1e-5)
+    for t in range(3):
+        log_probs, state = model.step(decoder[:, t], state)
+        np.testing.assert_allclose(np.exp(np.asarray(log_probs)), expected[:, t], atol=1e-5)
+    if model.config.attention != "none":
+        weights = np.asarray(state["attention"])  # (batch, source_steps)
+        np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
+        assert (weights[source == 0] == 0).all()  # padding gets no attention
+
+
+def test_encode_equals_encoder_model(model):
+    source, _ = random_batch(seed=4)
+    expected = model.encoder_model.predict(np.eye(9, dtype="float32")[source], verbose=0)
+    [state] = model.encode(source)["layers"]
+    for got, want in zip(state, expected, strict=True):
+        np.testing.assert_allclose(np.asarray(got), want, atol=1e-5)
 
 
 def python_greedy(model, source, max_length):
     """A plain reference loop over the public encoder_model / decoder_model graphs."""
-    states = model.encoder_model.predict(one_hot(source, DIMS.num_encoder_tokens), verbose=0)
+    states = list(
+        model.encoder_model.predict(graph_inputs(model, source, DIMS.num_encoder_tokens), verbose=0)
+    )
     tokens = np.full((len(source),), START_ID)
     finished = np.zeros(len(source), bool)
     output = np.zeros((len(source), max_length), "int32")
     for t in range(max_length):
-        token = one_hot(tokens[:, None], DIMS.num_decoder_tokens)
-        probs, h, c = model.decoder_model.predict([token] + list(states), verbose=0)
-        tokens = np.where(finished, 0, probs[:, 0].argmax(-1))
+        token = graph_inputs(model, tokens[:, None], DIMS.num_decoder_tokens)
+        results = model.decoder_model.predict([token] + states, verbose=0)
+        tokens = np.where(finished, 0, results[0][:, 0].argmax(-1))
         output[:, t] = tokens
         finished |= tokens == END_ID
-        states = [h, c]
+        states = list(results[1 : 1 + len(states)])
     return output
 
 
+@pytest.mark.parametrize("family", ["seed", "bahdanau_bigru"])
 @pytest.mark.parametrize("compiled", [False, True])
-def test_batched_greedy_equals_the_reference_loop(model, compiled):
+def test_batched_greedy_equals_the_reference_loop(family, compiled):
+    model = build(FAMILIES[family])
     source, _ = random_batch(seed=3)
     max_length = DIMS.max_decoder_seq_length
 
@@ -133,20 +197,7 @@ def test_batched_greedy_equals_the_reference_loop(model, compiled):
 
     if compiled:
         decode = compile_stateless(decode, model.variables)
-    np.testing.assert_array_equal(
-        np.asarray(decode(source)), python_greedy(model, source, max_length)
-    )
-
-
-def test_reference_loop_case_is_not_trivial(model):
-    # Guard for the test above: sequences must differ and run for more than one step.
-    output = python_greedy(model, random_batch(seed=3)[0], DIMS.max_decoder_seq_length)
-    assert (output[:, 0] != END_ID).any()
-    assert len({tuple(row) for row in output}) > 1
-
-
-def test_encode_equals_encoder_model(model):
-    source, _ = random_batch(seed=4)
-    expected = model.encoder_model.predict(one_hot(source, DIMS.num_encoder_tokens), verbose=0)
-    for got, want in zip(model.encode(source), expected, strict=True):
-        np.testing.assert_allclose(np.asarray(got), want, atol=1e-5)
+    expected = python_greedy(model, source, max_length)
+    np.testing.assert_array_equal(np.asarray(decode(source)), expected)
+    # Guard: the case is not trivial (sequences differ and run past the first step).
+    assert (expected[:, 0] != END_ID).any() and len({tuple(r) for r in expected}) > 1

@@ -16,7 +16,9 @@ class ConfigError(TandemError):
 
 
 TOKEN_KINDS = ("char", "word")
-CELLS = ("lstm",)
+CELLS = ("lstm", "gru")
+INPUTS = ("embedding", "one_hot")
+ATTENTIONS = ("none", "dot", "general", "bahdanau")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 STRATEGIES = ("greedy", "beam", "sample")
 OVERLONG = ("truncate", "error")
@@ -42,14 +44,34 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture; the seed example's values are the defaults."""
+    """Architecture. `ModelConfig.seed()` is the classic Keras example's model exactly."""
 
-    cell: str = "lstm"  # recurrent cell of encoder and decoder
-    latent_dim: int = 256  # size of the LSTM states h and c
+    cell: str = "lstm"  # recurrent cell of encoder and decoder: lstm | gru
+    latent_dim: int = 256  # size of the recurrent states (the example's latent_dim)
+    inputs: str = "embedding"  # embedding | one_hot (the seed's: tokens as one-hot vectors)
+    embedding_dim: int = 256  # token embedding size (inputs=embedding)
+    mask_padding: bool = True  # padding neither feeds the recurrent layers nor counts in the loss
+    num_layers: int = 1  # stacked recurrent layers on each side
+    dropout: float = 0.0  # dropout between stacked layers
+    bidirectional: bool = False  # bidirectional encoder, its states bridged to latent_dim
+    attention: str = "none"  # none | dot | general (Luong) | bahdanau (additive)
 
     def __post_init__(self):
         _check_choice(self, "cell", CELLS)
-        _check_positive(self, "latent_dim")
+        _check_choice(self, "inputs", INPUTS)
+        _check_choice(self, "attention", ATTENTIONS)
+        for name in ("latent_dim", "embedding_dim", "num_layers"):
+            _check_positive(self, name)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        for name in ("mask_padding", "bidirectional"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"model.{name} must be true or false")
+
+    @classmethod
+    def seed(cls, **changes) -> ModelConfig:
+        """The example's model: one-hot inputs, one LSTM layer per side, padding not masked."""
+        return cls(**{"inputs": "one_hot", "mask_padding": False, **changes})
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from tandem.model_dir import LoadedModel, load_model_dir
 
 # Sentences read ahead and sorted by length, so a batch's sentences end at similar steps.
 WINDOW_BATCHES = 16
+# Masked models pad each batch's sources to a multiple of this, not to the longest source.
+SOURCE_BUCKET = 8
 
 
 @dataclass(frozen=True)
@@ -129,9 +131,14 @@ class Translator:
         results: list[Translation | None] = [None] * len(texts)
         for start in range(0, len(texts), decode.batch_size):
             rows = order[start : start + decode.batch_size]
-            # A fixed batch shape keeps one compiled program per decoding setting.
-            batch = np.zeros((decode.batch_size, self.max_source_length), dtype=np.int32)
-            batch[: len(rows)] = source_ids[rows]
+            # Fixed batch shapes keep one compiled program per decoding setting and source
+            # bucket. Unmasked models (the seed) read padding, so they always see it all.
+            steps = self.max_source_length
+            if self.config.model.mask_padding:
+                longest = max(1, max(min(lengths[row], steps) for row in rows))
+                steps = min(steps, -(-longest // SOURCE_BUCKET) * SOURCE_BUCKET)
+            batch = np.zeros((decode.batch_size, steps), dtype=np.int32)
+            batch[: len(rows)] = source_ids[rows, :steps]
             tokens, scores = self._decode_batch(batch, decode, start // decode.batch_size)
             for position, row in enumerate(rows):
                 results[row] = self._translation(texts[row], tokens[position], scores, position)

@@ -1,4 +1,4 @@
-"""The seed encoder-decoder: one owner of the layers hands out all three graphs."""
+"""The encoder-decoder family: one owner of the layers hands out all three graphs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import keras
 from keras import ops
 
 from tandem.config import ModelConfig
-
-LAYER_NAMES = ("encoder_lstm", "decoder_lstm", "decoder_dense")
+from tandem.data.vocabulary import PAD_ID
+from tandem.models.layers import Attention, PaddingMask
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class ModelDims:
 
     num_encoder_tokens: int  # source vocabulary size, reserved ids included
     num_decoder_tokens: int  # target vocabulary size, reserved ids included
-    max_encoder_seq_length: int  # sources are padded to this many steps
+    max_encoder_seq_length: int  # longest training source (unmasked models pad to it)
     max_decoder_seq_length: int  # longest decoder input: start + target + end
 
     def to_dict(self) -> dict:
@@ -26,12 +26,15 @@ class ModelDims:
 
 
 class Seq2Seq:
-    """Owns the encoder LSTM, decoder LSTM and softmax layer of the classic Keras example.
+    """Owns every layer of an encoder-decoder and builds three graphs over the same objects.
 
-    The layers are created once; `training_model`, `encoder_model` and `decoder_model` are
-    three functional graphs over the same layer objects, so their weights are shared by
-    construction. `decoder_model` has the example's signature:
-    `Model([decoder_inputs] + decoder_states_inputs, [decoder_outputs] + decoder_states)`.
+    `training_model` is teacher-forced; `encoder_model` maps sources to the decoder's start
+    state; `decoder_model` has the classic example's signature
+    `Model([decoder_inputs] + decoder_states_inputs, [decoder_outputs] + decoder_states)`, where
+    the states are each decoder layer's (h, c) (LSTM) or h (GRU), followed, with attention, by
+    the encoder outputs and the source mask; attention models return the attention weights
+    (batch, steps, source_steps) as one more, last output. With `ModelConfig.seed()` the graphs
+    are exactly the example's: one-hot inputs, one LSTM layer each side, no masking.
 
     Args:
         config: architecture settings.
@@ -39,7 +42,7 @@ class Seq2Seq:
         layers: existing layers by name (when rebuilding from a saved model); None creates them.
 
     Example:
-        >>> model = Seq2Seq(ModelConfig(latent_dim=8), ModelDims(10, 12, 5, 7))
+        >>> model = Seq2Seq(ModelConfig.seed(latent_dim=8), ModelDims(10, 12, 5, 7))
         >>> [tuple(t.shape) for t in model.decoder_model.outputs]
         [(None, None, 12), (None, 8), (None, 8)]
     """
@@ -47,89 +50,254 @@ class Seq2Seq:
     def __init__(self, config: ModelConfig, dims: ModelDims, layers: dict | None = None):
         self.config = config
         self.dims = dims
-        latent_dim = config.latent_dim
-        if layers is None:
-            layers = {
-                "encoder_lstm": keras.layers.LSTM(
-                    latent_dim, return_state=True, name="encoder_lstm"
-                ),
-                "decoder_lstm": keras.layers.LSTM(
-                    latent_dim, return_sequences=True, return_state=True, name="decoder_lstm"
-                ),
-                "decoder_dense": keras.layers.Dense(
-                    dims.num_decoder_tokens, activation="softmax", name="decoder_dense"
-                ),
-            }
-        self.encoder_lstm = layers["encoder_lstm"]
-        self.decoder_lstm = layers["decoder_lstm"]
-        self.decoder_dense = layers["decoder_dense"]
+        self.one_hot = config.inputs == "one_hot"
+        self.layers = layers if layers is not None else self._make_layers()
+        self.state_size = 2 if config.cell == "lstm" else 1  # tensors per decoder layer
+        self._dropout = keras.layers.Dropout(config.dropout) if config.dropout else None
+        self._build_graphs()
 
-        # Training graph: the encoder's final states start the teacher-forced decoder.
-        encoder_inputs = keras.Input(shape=(None, dims.num_encoder_tokens), name="encoder_inputs")
-        _, state_h, state_c = self.encoder_lstm(encoder_inputs)  # (batch, latent_dim) x 2
-        encoder_states = [state_h, state_c]
-        decoder_inputs = keras.Input(shape=(None, dims.num_decoder_tokens), name="decoder_inputs")
-        decoder_outputs, _, _ = self.decoder_lstm(decoder_inputs, initial_state=encoder_states)
-        decoder_outputs = self.decoder_dense(decoder_outputs)  # (batch, steps, num_decoder_tokens)
+    # -- layers --------------------------------------------------------------------------
+
+    @staticmethod
+    def layer_names(config: ModelConfig) -> list[str]:
+        """Names of the layers that hold weights, as saved in model.keras."""
+        names = []
+        if config.inputs == "embedding":
+            names += ["source_embedding", "target_embedding"]
+        for side in ("encoder", "decoder"):
+            names += [_rnn_name(side, config.cell, i) for i in range(config.num_layers)]
+        if config.bidirectional:
+            names += ["bridge_h"] + (["bridge_c"] if config.cell == "lstm" else [])
+            if config.attention != "none":
+                names.append("memory_bridge")
+        if config.attention != "none":
+            names.append("attention")
+        return names + ["decoder_dense"]
+
+    def _make_layers(self) -> dict:
+        config, dims = self.config, self.dims
+        rnn = keras.layers.LSTM if config.cell == "lstm" else keras.layers.GRU
+        latent, layers = config.latent_dim, {}
+        if not self.one_hot:
+            layers["source_embedding"] = keras.layers.Embedding(
+                dims.num_encoder_tokens, config.embedding_dim, name="source_embedding"
+            )
+            layers["target_embedding"] = keras.layers.Embedding(
+                dims.num_decoder_tokens, config.embedding_dim, name="target_embedding"
+            )
+        attention = config.attention != "none"
+        for i in range(config.num_layers):
+            name = _rnn_name("encoder", config.cell, i)
+            # Sequences are needed by the next layer and by attention; the seed keeps False.
+            sequences = i < config.num_layers - 1 or attention
+            layer = rnn(latent, return_sequences=sequences, return_state=True, name=name)
+            if config.bidirectional:
+                layer = keras.layers.Bidirectional(layer, name=name)
+            layers[name] = layer
+            name = _rnn_name("decoder", config.cell, i)
+            layers[name] = rnn(latent, return_sequences=True, return_state=True, name=name)
+        if config.bidirectional:
+            layers["bridge_h"] = keras.layers.Dense(latent, activation="tanh", name="bridge_h")
+            if config.cell == "lstm":
+                layers["bridge_c"] = keras.layers.Dense(latent, name="bridge_c")
+            if attention:
+                layers["memory_bridge"] = keras.layers.Dense(
+                    latent, use_bias=False, name="memory_bridge"
+                )
+        if attention:
+            layers["attention"] = Attention(latent, config.attention, name="attention")
+        layers["decoder_dense"] = keras.layers.Dense(
+            dims.num_decoder_tokens, activation="softmax", name="decoder_dense"
+        )
+        return layers
+
+    def _rnn(self, side: str, index: int):
+        return self.layers[_rnn_name(side, self.config.cell, index)]
+
+    # -- shared pieces of every graph and of the decoding step -------------------------------
+
+    def _inputs(self, side: str, tokens):
+        """Ids (batch, steps) -> the vectors the first recurrent layer reads."""
+        if self.one_hot:
+            width = (
+                self.dims.num_encoder_tokens if side == "source" else self.dims.num_decoder_tokens
+            )
+            return ops.one_hot(tokens, width)  # (batch, steps, vocab)
+        return self.layers[f"{side}_embedding"](tokens)  # (batch, steps, embedding_dim)
+
+    def _encoder(self, x, mask):
+        """(batch, steps, features) -> (memory (batch, steps, latent) or None, layer states)."""
+        layer_states = []
+        for i in range(self.config.num_layers):
+            if i and self._dropout:
+                x = self._dropout(x)
+            x, *states = self._rnn("encoder", i)(x, mask=mask)  # states: (batch, latent) each
+            if self.config.bidirectional:
+                half = len(states) // 2
+                bridges = [self.layers["bridge_h"], self.layers.get("bridge_c")]
+                states = [
+                    bridges[k](ops.concatenate([states[k], states[half + k]], axis=-1))
+                    for k in range(half)
+                ]
+            layer_states.append(states)
+        memory = None
+        if self.config.attention != "none":
+            memory = self.layers["memory_bridge"](x) if self.config.bidirectional else x
+        return memory, layer_states
+
+    def _decoder(self, y, layer_states, memory, source_mask, target_mask=None):
+        """Run the decoder from `layer_states`: -> (probs, new layer states, attention weights)."""
+        new_states = []
+        for i, states in enumerate(layer_states):
+            if i and self._dropout:
+                y = self._dropout(y)
+            y, *states = self._rnn("decoder", i)(y, initial_state=list(states), mask=target_mask)
+            new_states.append(states)
+        weights = None
+        if self.config.attention != "none":
+            y, weights = self.layers["attention"](y, memory, source_mask)  # (b, t, latent)
+        return self.layers["decoder_dense"](y), new_states, weights  # (b, t, vocab)
+
+    # -- the three graphs ---------------------------------------------------------------
+
+    def _build_graphs(self) -> None:
+        config, dims = self.config, self.dims
+        if self.one_hot:
+            encoder_inputs = keras.Input(
+                shape=(None, dims.num_encoder_tokens), name="encoder_inputs"
+            )
+            decoder_inputs = keras.Input(
+                shape=(None, dims.num_decoder_tokens), name="decoder_inputs"
+            )
+            source, target = encoder_inputs, decoder_inputs
+        else:
+            encoder_inputs = keras.Input(shape=(None,), dtype="int32", name="encoder_inputs")
+            decoder_inputs = keras.Input(shape=(None,), dtype="int32", name="decoder_inputs")
+            source = self.layers["source_embedding"](encoder_inputs)
+            target = self.layers["target_embedding"](decoder_inputs)
+        attention = config.attention != "none"
+        # Attention never attends to padding; the recurrent layers skip it when masking is on.
+        source_mask = target_mask = attention_mask = None
+        if config.mask_padding or attention:
+            attention_mask = PaddingMask(self.one_hot, name="source_mask")(encoder_inputs)
+        if config.mask_padding:
+            source_mask = attention_mask
+            target_mask = PaddingMask(self.one_hot, name="target_mask")(decoder_inputs)
+
+        memory, layer_states = self._encoder(source, source_mask)
+        probs, _, _ = self._decoder(target, layer_states, memory, attention_mask, target_mask)
         self.training_model = keras.Model(
-            [encoder_inputs, decoder_inputs], decoder_outputs, name="training_model"
+            [encoder_inputs, decoder_inputs], probs, name="training_model"
         )
 
-        # Encoder graph: source one-hots -> [state_h, state_c].
-        self.encoder_model = keras.Model(encoder_inputs, encoder_states, name="encoder_model")
+        flat_states = [s for states in layer_states for s in states]
+        encoder_outputs = flat_states + ([memory, attention_mask] if attention else [])
+        self.encoder_model = keras.Model(encoder_inputs, encoder_outputs, name="encoder_model")
 
-        # Decoder graph: the same decoder layers, started from states given as inputs, with
-        # the new states as outputs, so a loop can feed each step's output into the next.
-        decoder_state_input_h = keras.Input(shape=(latent_dim,), name="decoder_state_input_h")
-        decoder_state_input_c = keras.Input(shape=(latent_dim,), name="decoder_state_input_c")
-        decoder_states_inputs = [decoder_state_input_h, decoder_state_input_c]
-        decoder_outputs, state_h, state_c = self.decoder_lstm(
-            decoder_inputs, initial_state=decoder_states_inputs
+        # The decoder graph starts from states given as inputs and returns the new states, so
+        # a loop can feed each step's output into the next.
+        decoder_states_inputs = [
+            keras.Input(shape=(config.latent_dim,), name=f"decoder_state_input_{name}")
+            for name in _state_names(config)
+        ]
+        grouped = [
+            decoder_states_inputs[i : i + self.state_size]
+            for i in range(0, len(decoder_states_inputs), self.state_size)
+        ]
+        memory_inputs = []
+        if attention:
+            memory_inputs = [
+                keras.Input(shape=(None, config.latent_dim), name="encoder_outputs_input"),
+                keras.Input(shape=(None,), dtype="bool", name="source_mask_input"),
+            ]
+        probs, new_states, weights = self._decoder(
+            target, grouped, *(memory_inputs or [None, None])
         )
-        decoder_states = [state_h, state_c]
-        decoder_outputs = self.decoder_dense(decoder_outputs)
+        decoder_states = [s for states in new_states for s in states] + memory_inputs
         self.decoder_model = keras.Model(
-            [decoder_inputs] + decoder_states_inputs,
-            [decoder_outputs] + decoder_states,
+            [decoder_inputs] + decoder_states_inputs + memory_inputs,
+            [probs] + decoder_states + ([weights] if attention else []),
             name="decoder_model",
         )
 
     @classmethod
     def from_training_model(cls, config: ModelConfig, dims: ModelDims, model: keras.Model):
         """Rewire the three graphs around the layers of a loaded training model."""
-        return cls(config, dims, layers={name: model.get_layer(name) for name in LAYER_NAMES})
+        return cls(config, dims, {name: model.get_layer(name) for name in cls.layer_names(config)})
 
     @property
     def variables(self) -> list:
         """Every weight of the model, in a fixed order (for stateless, compiled calls)."""
         return list(self.training_model.variables)
 
-    # The step contract used by every decoding strategy: strategies see only these two.
-    # Both compute exactly what the graphs above compute, but multiply the one-hot inputs by
-    # the input kernel as a row lookup, the one product the graphs spend on zeros.
+    # -- the step contract used by every decoding strategy ---------------------------------
 
     def encode(self, source_ids):
-        """Source ids (batch, max_encoder_seq_length) -> decoder state (h, c)."""
-        cell = self.encoder_lstm.cell
-        inputs = ops.take(cell.kernel, source_ids, axis=0)  # (batch, steps, 4 * latent_dim)
-        batch = ops.shape(source_ids)[0]
-        zeros = ops.zeros((batch, self.config.latent_dim), dtype=inputs.dtype)
-
-        def step(state, projected):  # projected: (batch, 4 * latent_dim)
-            state = _lstm_cell(cell, projected, state)
-            return state, None
-
-        state, _ = ops.scan(step, (zeros, zeros), ops.transpose(inputs, (1, 0, 2)))
+        """Source ids (batch, steps) -> the decoder state, a dict of arrays (batch first)."""
+        if self._is_seed_lstm():
+            return {"layers": (_seed_lstm_encode(self._rnn("encoder", 0).cell, source_ids),)}
+        mask = ops.not_equal(source_ids, PAD_ID)  # (batch, steps)
+        x = self._inputs("source", source_ids)
+        memory, layer_states = self._encoder(x, mask if self.config.mask_padding else None)
+        state = {"layers": tuple(tuple(states) for states in layer_states)}
+        if memory is not None:
+            state["memory"] = memory  # (batch, steps, latent)
+            state["source_mask"] = mask
+            state["attention"] = ops.zeros(ops.shape(source_ids), dtype=memory.dtype)
         return state
 
     def step(self, tokens, state):
         """One decoder step: tokens (batch,) and state -> (log_probs (batch, vocab), state)."""
-        cell = self.decoder_lstm.cell
-        state = _lstm_cell(cell, ops.take(cell.kernel, tokens, axis=0), state)  # (batch, latent)
-        probs = self.decoder_dense(state[0])  # (batch, vocab)
-        # log of the softmax the example trains; the floor keeps -inf out of beam scores.
-        log_probs = ops.log(ops.maximum(probs, 1e-30))
-        return log_probs, state
+        if self._is_seed_lstm():
+            cell = self._rnn("decoder", 0).cell
+            [(h, c)] = state["layers"]
+            # The one-hot product is a row lookup in the input kernel.
+            h, c = _lstm_cell(cell, ops.take(cell.kernel, tokens, axis=0), (h, c))
+            probs = self.layers["decoder_dense"](h)  # (batch, vocab)
+            new_state = {"layers": ((h, c),)}
+        else:
+            y = self._inputs("target", tokens[:, None])  # (batch, 1, features)
+            probs, layer_states, weights = self._decoder(
+                y, state["layers"], state.get("memory"), state.get("source_mask")
+            )
+            probs = probs[:, 0]  # (batch, vocab)
+            new_state = {**state, "layers": tuple(tuple(s) for s in layer_states)}
+            if weights is not None:
+                new_state["attention"] = weights[:, 0]  # (batch, source_steps)
+        # log of the softmax the model trains; the floor keeps -inf out of beam scores.
+        return ops.log(ops.maximum(probs, 1e-30)), new_state
+
+    def _is_seed_lstm(self) -> bool:
+        config = self.config
+        return (
+            self.one_hot
+            and config.cell == "lstm"
+            and config.num_layers == 1
+            and not config.bidirectional
+            and config.attention == "none"
+            and not config.mask_padding
+        )
+
+
+def _rnn_name(side: str, cell: str, index: int) -> str:
+    return f"{side}_{cell}" + (f"_{index}" if index else "")
+
+
+def _state_names(config: ModelConfig) -> list[str]:
+    kinds = ("h", "c") if config.cell == "lstm" else ("h",)
+    return [kind + (f"_{i}" if i else "") for i in range(config.num_layers) for kind in kinds]
+
+
+def _seed_lstm_encode(cell, source_ids):
+    """The seed encoder on ids: input kernel rows looked up instead of one-hot products."""
+    inputs = ops.take(cell.kernel, source_ids, axis=0)  # (batch, steps, 4 * latent_dim)
+    zeros = ops.zeros((ops.shape(source_ids)[0], cell.units), dtype=inputs.dtype)
+
+    def step(state, projected):  # projected: (batch, 4 * latent_dim)
+        return _lstm_cell(cell, projected, state), None
+
+    state, _ = ops.scan(step, (zeros, zeros), ops.transpose(inputs, (1, 0, 2)))
+    return state
 
 
 def _lstm_cell(cell, projected_inputs, state):

@@ -1,4 +1,4 @@
-"""Batches for the training model: id arrays one-hot encoded a batch at a time."""
+"""Batches for the training model: id arrays, expanded to one-hots a batch at a time if needed."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ import keras
 import numpy as np
 
 from tandem.data.batching import EncodedPairs
+from tandem.data.vocabulary import PAD_ID
 
 
 class OneHotBatches(keras.utils.PyDataset):
-    """Feeds the seed graphs their one-hot inputs without holding the one-hot corpus.
+    """Teacher-forcing batches for the training model, never the whole corpus expanded.
 
     The example one-hot encodes the whole corpus up front; the products are the same when
-    each batch is expanded on the way in, and memory stays at the size of the id arrays.
-    Targets stay integer ids (sparse cross-entropy equals categorical on one-hot targets).
+    each batch is expanded on the way in (`one_hot=True`, the seed's inputs), and memory stays
+    at the size of the id arrays. Embedding models read the ids directly. Targets stay integer
+    ids (sparse cross-entropy equals categorical cross-entropy on one-hot targets).
 
     Args:
         pairs: encoded pairs.
@@ -22,6 +24,9 @@ class OneHotBatches(keras.utils.PyDataset):
         batch_size: pairs per batch (the last batch may be smaller, as in `fit`).
         shuffle: reshuffle the order every epoch, as `fit(shuffle=True)` does.
         seed: seed of the shuffling.
+        one_hot: feed one-hot vectors (the seed's graphs) instead of ids.
+        mask_padding: add sample weights that are 0 at padded target steps, so padding does
+            not count in the loss or the metrics.
     """
 
     def __init__(
@@ -32,6 +37,9 @@ class OneHotBatches(keras.utils.PyDataset):
         batch_size: int,
         shuffle: bool = True,
         seed: int = 0,
+        *,
+        one_hot: bool = True,
+        mask_padding: bool = False,
     ):
         super().__init__()
         self.pairs = pairs
@@ -39,6 +47,8 @@ class OneHotBatches(keras.utils.PyDataset):
         self.num_decoder_tokens = num_decoder_tokens
         self.batch_size = batch_size
         self.shuffle = shuffle
+        self.one_hot = one_hot
+        self.mask_padding = mask_padding
         self.rng = np.random.default_rng(seed)
         self.order = np.arange(len(pairs))
         if shuffle:
@@ -50,9 +60,15 @@ class OneHotBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
         batch = self.pairs.take(rows)
-        encoder_inputs = _one_hot(batch.source_ids, self.num_encoder_tokens)  # (b, s, S)
-        decoder_inputs = _one_hot(batch.decoder_input_ids, self.num_decoder_tokens)  # (b, t, T)
-        return (encoder_inputs, decoder_inputs), batch.decoder_target_ids  # targets (b, t)
+        encoder_inputs, decoder_inputs = batch.source_ids, batch.decoder_input_ids  # (b, steps)
+        if self.one_hot:
+            encoder_inputs = _one_hot(encoder_inputs, self.num_encoder_tokens)  # (b, s, S)
+            decoder_inputs = _one_hot(decoder_inputs, self.num_decoder_tokens)  # (b, t, T)
+        targets = batch.decoder_target_ids  # (b, t)
+        if self.mask_padding:
+            weights = (targets != PAD_ID).astype(np.float32)  # (b, t)
+            return (encoder_inputs, decoder_inputs), targets, weights
+        return (encoder_inputs, decoder_inputs), targets
 
     def on_epoch_end(self) -> None:
         if self.shuffle:

@@ -101,11 +101,15 @@ def train(
     if n_train < 1:
         raise TandemError("the validation split leaves no training pairs")
     batch_args = (dims.num_encoder_tokens, dims.num_decoder_tokens, config.train.batch_size)
+    inputs = {
+        "one_hot": config.model.inputs == "one_hot",
+        "mask_padding": config.model.mask_padding,
+    }
     train_batches = OneHotBatches(
-        encoded.take(slice(0, n_train)), *batch_args, seed=config.train.seed
+        encoded.take(slice(0, n_train)), *batch_args, seed=config.train.seed, **inputs
     )
     validation_batches = (
-        OneHotBatches(encoded.take(slice(n_train, None)), *batch_args, shuffle=False)
+        OneHotBatches(encoded.take(slice(n_train, None)), *batch_args, shuffle=False, **inputs)
         if n_validation
         else None
     )
@@ -114,7 +118,8 @@ def train(
     model.training_model.compile(
         optimizer=_optimizer(config),
         loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        # Weighted: with masking, padded steps (weight 0) count in neither loss nor accuracy.
+        weighted_metrics=["accuracy"],
     )
     history_path = output_dir / "history.csv"
     all_callbacks = [EpochTimer(), keras.callbacks.CSVLogger(str(history_path)), *callbacks]

@@ -1,0 +1,112 @@
+"""Custom layers of the model family, each Keras-serializable and safe to load."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from tandem.data.vocabulary import PAD_ID
+
+PACKAGE = "tandem"
+ATTENTION_SCORES = ("dot", "general", "bahdanau")
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class PaddingMask(keras.layers.Layer):
+    """Ids (batch, steps) or one-hots (batch, steps, vocab) -> bool (batch, steps), False at padding.
+
+    Masks are passed explicitly to the recurrent and attention layers, so the training graph,
+    the inference graphs and the compiled decoding step all mask the same way.
+
+    Args:
+        one_hot: the inputs are one-hot vectors (the seed's), not ids.
+    """
+
+    def __init__(self, one_hot: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.one_hot = one_hot
+
+    def call(self, inputs):
+        if self.one_hot:
+            return ops.not_equal(inputs[..., PAD_ID], 1.0)
+        return ops.not_equal(inputs, PAD_ID)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:2])
+
+    def compute_output_spec(self, inputs):
+        return keras.KerasTensor(tuple(inputs.shape[:2]), dtype="bool")
+
+    def get_config(self):
+        return {**super().get_config(), "one_hot": self.one_hot}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Attention(keras.layers.Layer):
+    """Global attention over encoder outputs, combined as Luong et al. (2015) do.
+
+    Scores: "dot" (h_t . h_s), "general" (h_t W h_s), "bahdanau" (v . tanh(W1 h_t + W2 h_s),
+    the additive score). The context vector and the decoder output are combined into the
+    attentional vector tanh(W_c [c_t; h_t]), which feeds the softmax.
+
+    Args:
+        units: size of the decoder outputs and of the attentional vector.
+        score: "dot", "general" or "bahdanau".
+
+    Call args:
+        decoder_outputs: (batch, target_steps, units).
+        memory: encoder outputs (batch, source_steps, units).
+        source_mask: bool (batch, source_steps), False at padding.
+
+    Returns:
+        (attentional (batch, target_steps, units), weights (batch, target_steps, source_steps)).
+    """
+
+    def __init__(self, units: int, score: str = "general", **kwargs):
+        super().__init__(**kwargs)
+        if score not in ATTENTION_SCORES:
+            raise ValueError(f"attention score must be one of {ATTENTION_SCORES}, got {score!r}")
+        self.units = units
+        self.score = score
+        if score == "general":
+            self.score_dense = keras.layers.Dense(units, use_bias=False, name="score_dense")
+        elif score == "bahdanau":
+            self.query_dense = keras.layers.Dense(units, use_bias=False, name="query_dense")
+            self.key_dense = keras.layers.Dense(units, use_bias=False, name="key_dense")
+            self.score_vector = keras.layers.Dense(1, use_bias=False, name="score_vector")
+        self.combine = keras.layers.Dense(units, activation="tanh", use_bias=False, name="combine")
+
+    def build(self, decoder_outputs_shape, memory_shape, source_mask_shape=None):
+        if self.score == "general":
+            self.score_dense.build(memory_shape)
+        elif self.score == "bahdanau":
+            self.query_dense.build(decoder_outputs_shape)
+            self.key_dense.build(memory_shape)
+            self.score_vector.build((*decoder_outputs_shape[:-1], self.units))
+        self.combine.build(
+            (*decoder_outputs_shape[:-1], decoder_outputs_shape[-1] + memory_shape[-1])
+        )
+
+    def call(self, decoder_outputs, memory, source_mask):
+        if self.score == "bahdanau":
+            query = self.query_dense(decoder_outputs)[:, :, None, :]  # (batch, t, 1, units)
+            keys = self.key_dense(memory)[:, None, :, :]  # (batch, 1, s, units)
+            scores = self.score_vector(ops.tanh(query + keys))[..., 0]  # (batch, t, s)
+        else:
+            keys = self.score_dense(memory) if self.score == "general" else memory
+            scores = ops.einsum("btu,bsu->bts", decoder_outputs, keys)  # (batch, t, s)
+        scores = ops.where(source_mask[:, None, :], scores, -1e9)
+        weights = ops.softmax(scores, axis=-1)  # (batch, t, s)
+        context = ops.einsum("bts,bsu->btu", weights, memory)  # (batch, t, units)
+        attentional = self.combine(ops.concatenate([context, decoder_outputs], axis=-1))
+        return attentional, weights
+
+    def compute_mask(self, inputs, mask=None):
+        # Padding is masked explicitly (sample weights and source_mask), not by Keras masks.
+        return None
+
+    def compute_output_shape(self, decoder_outputs_shape, memory_shape, source_mask_shape=None):
+        return decoder_outputs_shape, (*decoder_outputs_shape[:-1], memory_shape[1])
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "score": self.score}
