@@ -4,10 +4,16 @@ import keras
 import numpy as np
 import pytest
 
-from tandem.models.layers import ATTENTION_SCORES, Attention, PaddingMask
+from tandem.models.layers import (
+    ATTENTION_SCORES,
+    Attention,
+    InitialFeed,
+    InputFeedingDecoder,
+    PaddingMask,
+)
 
 
-def run_layer_checks(layer, inputs, tmp_path):
+def run_layer_checks(layer, inputs, tmp_path, call=None):
     """get_config -> from_config gives the same layer; a model holding it survives .keras."""
     clone = layer.__class__.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
@@ -16,7 +22,7 @@ def run_layer_checks(layer, inputs, tmp_path):
             assert getattr(layer, name) == value  # every argument kept as an attribute
 
     symbolic = [keras.Input(shape=x.shape[1:], dtype=x.dtype) for x in inputs]
-    outputs = layer(*symbolic)
+    outputs = layer(*symbolic) if call is None else call(layer, symbolic)
     model = keras.Model(symbolic, outputs)
     expected = model.predict(inputs, verbose=0)
     path = tmp_path / "layer.keras"
@@ -56,3 +62,26 @@ def test_attention(score, tmp_path):
 def test_attention_rejects_unknown_scores():
     with pytest.raises(ValueError, match="attention score must be one of"):
         Attention(8, "cosine")
+
+
+def test_initial_feed(tmp_path):
+    zeros = run_layer_checks(InitialFeed(4), [np.ones((3, 5, 4), "float32")], tmp_path)
+    np.testing.assert_array_equal(zeros, np.zeros((3, 4)))
+
+
+@pytest.mark.parametrize("cell, states", [("lstm", 2), ("gru", 1)])
+def test_input_feeding_decoder(cell, states, tmp_path):
+    rng = np.random.default_rng(1)
+    inputs = [rng.standard_normal((2, 3, 5)).astype("float32")]  # embedded targets
+    inputs += [rng.standard_normal((2, 8)).astype("float32") for _ in range(2 * states + 1)]
+    inputs += [rng.standard_normal((2, 4, 8)).astype("float32"), np.ones((2, 4), bool)]
+
+    def call(layer, symbolic):
+        return layer(symbolic[0], symbolic[1:-2], symbolic[-2], symbolic[-1])
+
+    layer = InputFeedingDecoder(8, cell, num_layers=2, score="bahdanau")
+    outputs, weights, *new_states = run_layer_checks(layer, inputs, tmp_path, call)
+    assert outputs.shape == (2, 3, 8) and weights.shape == (2, 3, 4)
+    assert len(new_states) == 2 * states + 1
+    # The last state is the last step's attentional vector, fed to the next step.
+    np.testing.assert_allclose(new_states[-1], outputs[:, -1], atol=1e-6)

@@ -28,6 +28,11 @@ FAMILIES = {
         latent_dim=12, embedding_dim=6, attention="bahdanau", cell="gru", bidirectional=True
     ),
     "seed_attention": ModelConfig.seed(latent_dim=12, attention="general"),
+    "input_feeding": ModelConfig(latent_dim=12, embedding_dim=6, attention="dot",
+                                 input_feeding=True),
+    "input_feeding_deep_bigru": ModelConfig(latent_dim=12, embedding_dim=6, attention="bahdanau",
+                                            input_feeding=True, cell="gru", num_layers=2,
+                                            dropout=0.2, bidirectional=True),
 }
 
 
@@ -185,7 +190,7 @@ def python_greedy(model, source, max_length):
     return output
 
 
-@pytest.mark.parametrize("family", ["seed", "bahdanau_bigru"])
+@pytest.mark.parametrize("family", ["seed", "bahdanau_bigru", "input_feeding"])
 @pytest.mark.parametrize("compiled", [False, True])
 def test_batched_greedy_equals_the_reference_loop(family, compiled):
     model = build(FAMILIES[family])

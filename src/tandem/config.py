@@ -55,6 +55,7 @@ class ModelConfig:
     dropout: float = 0.0  # dropout between stacked layers
     bidirectional: bool = False  # bidirectional encoder, its states bridged to latent_dim
     attention: str = "none"  # none | dot | general (Luong) | bahdanau (additive)
+    input_feeding: bool = False  # feed the previous attentional vector into the decoder
 
     def __post_init__(self):
         _check_choice(self, "cell", CELLS)
@@ -64,7 +65,9 @@ class ModelConfig:
             _check_positive(self, name)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
-        for name in ("mask_padding", "bidirectional"):
+        if self.input_feeding and self.attention == "none":
+            raise ConfigError("model.input_feeding needs attention (dot, general or bahdanau)")
+        for name in ("mask_padding", "bidirectional", "input_feeding"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"model.{name} must be true or false")
 

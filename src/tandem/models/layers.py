@@ -110,3 +110,127 @@ class Attention(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "score": self.score}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class InputFeedingDecoder(keras.layers.Layer):
+    """Stacked recurrent decoder whose input at step t includes the attentional vector of t-1.
+
+    Input feeding (Luong et al., 2015) makes each step depend on the previous step's
+    attention, so the decoder runs step by step (one `keras.ops.scan`) in training too; the
+    same code runs one step at a time when decoding, which keeps both graphs in agreement.
+
+    Args:
+        units: recurrent state size (= attentional vector size).
+        cell: "lstm" or "gru".
+        num_layers: stacked recurrent cells.
+        score: attention score, as for `Attention`.
+        dropout: dropout between stacked cells.
+
+    Call args:
+        inputs: (batch, steps, features) embedded target tokens.
+        states: flat list of per-layer states, then the previous attentional vector.
+        memory: encoder outputs (batch, source_steps, units).
+        source_mask: bool (batch, source_steps).
+
+    Returns:
+        [attentional (batch, steps, units), weights (batch, steps, source_steps), *new states].
+    """
+
+    def __init__(
+        self,
+        units: int,
+        cell: str = "lstm",
+        num_layers: int = 1,
+        score: str = "general",
+        dropout: float = 0.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.units = units
+        self.cell = cell
+        self.num_layers = num_layers
+        self.score = score
+        self.dropout = dropout
+        kind = keras.layers.LSTMCell if cell == "lstm" else keras.layers.GRUCell
+        self.cells = [kind(units, name=f"cell_{i}") for i in range(num_layers)]
+        self.attention = Attention(units, score, name="attention")
+        self.dropout_layer = keras.layers.Dropout(dropout) if dropout else None
+        self.state_size = 2 if cell == "lstm" else 1
+
+    def build(self, inputs_shape, states_shape=None, memory_shape=None, source_mask_shape=None):
+        features = inputs_shape[-1] + self.units
+        for cell in self.cells:
+            cell.build((None, features))
+            features = self.units
+        self.attention.build((None, 1, self.units), (None, None, self.units))
+
+    def call(self, inputs, states, memory, source_mask, training=None):
+        states = list(states)
+        feed = states[-1]  # (batch, units)
+        grouped = [
+            states[i : i + self.state_size] for i in range(0, len(states) - 1, self.state_size)
+        ]
+
+        def step(carry, x):  # x: (batch, features)
+            grouped, feed = carry
+            y = ops.concatenate([x, feed], axis=-1)
+            new_grouped = []
+            for i, (cell, cell_states) in enumerate(zip(self.cells, grouped, strict=True)):
+                if i and self.dropout_layer is not None:
+                    y = self.dropout_layer(y, training=training)
+                y, cell_states = cell(y, list(cell_states), training=training)
+                new_grouped.append(
+                    list(cell_states) if isinstance(cell_states, (list, tuple)) else [cell_states]
+                )
+            attentional, weights = self.attention(y[:, None, :], memory, source_mask)
+            feed = attentional[:, 0]  # (batch, units)
+            return (new_grouped, feed), (feed, weights[:, 0])
+
+        (grouped, feed), (outputs, weights) = ops.scan(
+            step, (grouped, feed), ops.transpose(inputs, (1, 0, 2))
+        )
+        outputs = ops.transpose(outputs, (1, 0, 2))  # (batch, steps, units)
+        weights = ops.transpose(weights, (1, 0, 2))  # (batch, steps, source_steps)
+        return [outputs, weights] + [s for group in grouped for s in group] + [feed]
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_spec(self, inputs, states, memory, source_mask, training=None):
+        batch, steps = inputs.shape[0], inputs.shape[1]
+        outputs = keras.KerasTensor((batch, steps, self.units))
+        weights = keras.KerasTensor((batch, steps, memory.shape[1]))
+        new_states = [keras.KerasTensor((batch, self.units)) for _ in states]
+        return [outputs, weights] + new_states
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "cell": self.cell,
+            "num_layers": self.num_layers,
+            "score": self.score,
+            "dropout": self.dropout,
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class InitialFeed(keras.layers.Layer):
+    """The input-feeding decoder's first 'previous attentional vector': zeros (batch, units)."""
+
+    def __init__(self, units: int, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+
+    def call(self, memory):
+        return ops.zeros((ops.shape(memory)[0], self.units), dtype=memory.dtype)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, memory_shape):
+        return (memory_shape[0], self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}

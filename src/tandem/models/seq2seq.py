@@ -9,7 +9,7 @@ from keras import ops
 
 from tandem.config import ModelConfig
 from tandem.data.vocabulary import PAD_ID
-from tandem.models.layers import Attention, PaddingMask
+from tandem.models.layers import Attention, InitialFeed, InputFeedingDecoder, PaddingMask
 
 
 @dataclass(frozen=True)
@@ -64,13 +64,16 @@ class Seq2Seq:
         names = []
         if config.inputs == "embedding":
             names += ["source_embedding", "target_embedding"]
-        for side in ("encoder", "decoder"):
-            names += [_rnn_name(side, config.cell, i) for i in range(config.num_layers)]
+        names += [_rnn_name("encoder", config.cell, i) for i in range(config.num_layers)]
+        if config.input_feeding:
+            names.append("decoder_feeding")
+        else:
+            names += [_rnn_name("decoder", config.cell, i) for i in range(config.num_layers)]
         if config.bidirectional:
             names += ["bridge_h"] + (["bridge_c"] if config.cell == "lstm" else [])
             if config.attention != "none":
                 names.append("memory_bridge")
-        if config.attention != "none":
+        if config.attention != "none" and not config.input_feeding:
             names.append("attention")
         return names + ["decoder_dense"]
 
@@ -94,8 +97,9 @@ class Seq2Seq:
             if config.bidirectional:
                 layer = keras.layers.Bidirectional(layer, name=name)
             layers[name] = layer
-            name = _rnn_name("decoder", config.cell, i)
-            layers[name] = rnn(latent, return_sequences=True, return_state=True, name=name)
+            if not config.input_feeding:
+                name = _rnn_name("decoder", config.cell, i)
+                layers[name] = rnn(latent, return_sequences=True, return_state=True, name=name)
         if config.bidirectional:
             layers["bridge_h"] = keras.layers.Dense(latent, activation="tanh", name="bridge_h")
             if config.cell == "lstm":
@@ -104,7 +108,16 @@ class Seq2Seq:
                 layers["memory_bridge"] = keras.layers.Dense(
                     latent, use_bias=False, name="memory_bridge"
                 )
-        if attention:
+        if config.input_feeding:
+            layers["decoder_feeding"] = InputFeedingDecoder(
+                latent,
+                config.cell,
+                config.num_layers,
+                config.attention,
+                config.dropout,
+                name="decoder_feeding",
+            )
+        elif attention:
             layers["attention"] = Attention(latent, config.attention, name="attention")
         layers["decoder_dense"] = keras.layers.Dense(
             dims.num_decoder_tokens, activation="softmax", name="decoder_dense"
@@ -145,8 +158,16 @@ class Seq2Seq:
             memory = self.layers["memory_bridge"](x) if self.config.bidirectional else x
         return memory, layer_states
 
-    def _decoder(self, y, layer_states, memory, source_mask, target_mask=None):
-        """Run the decoder from `layer_states`: -> (probs, new layer states, attention weights)."""
+    def _decoder(self, y, layer_states, memory, source_mask, target_mask=None, feed=None):
+        """Run the decoder from `layer_states` (and, with input feeding, the previous
+        attentional vector `feed`): -> (probs, new layer states, attention weights, new feed)."""
+        if self.config.input_feeding:
+            flat = [s for states in layer_states for s in states] + [feed]
+            y, weights, *flat = self.layers["decoder_feeding"](y, flat, memory, source_mask)
+            new_states = [
+                flat[i : i + self.state_size] for i in range(0, len(flat) - 1, self.state_size)
+            ]
+            return self.layers["decoder_dense"](y), new_states, weights, flat[-1]
         new_states = []
         for i, states in enumerate(layer_states):
             if i and self._dropout:
@@ -156,7 +177,7 @@ class Seq2Seq:
         weights = None
         if self.config.attention != "none":
             y, weights = self.layers["attention"](y, memory, source_mask)  # (b, t, latent)
-        return self.layers["decoder_dense"](y), new_states, weights  # (b, t, vocab)
+        return self.layers["decoder_dense"](y), new_states, weights, None  # (b, t, vocab)
 
     # -- the three graphs ---------------------------------------------------------------
 
@@ -185,13 +206,19 @@ class Seq2Seq:
             target_mask = PaddingMask(self.one_hot, name="target_mask")(decoder_inputs)
 
         memory, layer_states = self._encoder(source, source_mask)
-        probs, _, _ = self._decoder(target, layer_states, memory, attention_mask, target_mask)
+        feed = None
+        if config.input_feeding:
+            feed = InitialFeed(config.latent_dim, name="initial_feed")(memory)
+        probs, _, _, _ = self._decoder(
+            target, layer_states, memory, attention_mask, target_mask, feed
+        )
         self.training_model = keras.Model(
             [encoder_inputs, decoder_inputs], probs, name="training_model"
         )
 
         flat_states = [s for states in layer_states for s in states]
-        encoder_outputs = flat_states + ([memory, attention_mask] if attention else [])
+        feeds = [feed] if feed is not None else []
+        encoder_outputs = flat_states + feeds + ([memory, attention_mask] if attention else [])
         self.encoder_model = keras.Model(encoder_inputs, encoder_outputs, name="encoder_model")
 
         # The decoder graph starts from states given as inputs and returns the new states, so
@@ -204,18 +231,22 @@ class Seq2Seq:
             decoder_states_inputs[i : i + self.state_size]
             for i in range(0, len(decoder_states_inputs), self.state_size)
         ]
+        feed_inputs = []
+        if config.input_feeding:
+            feed_inputs = [keras.Input(shape=(config.latent_dim,), name="decoder_feed_input")]
         memory_inputs = []
         if attention:
             memory_inputs = [
                 keras.Input(shape=(None, config.latent_dim), name="encoder_outputs_input"),
                 keras.Input(shape=(None,), dtype="bool", name="source_mask_input"),
             ]
-        probs, new_states, weights = self._decoder(
-            target, grouped, *(memory_inputs or [None, None])
+        probs, new_states, weights, new_feed = self._decoder(
+            target, grouped, *(memory_inputs or [None, None]), None, *(feed_inputs or [None])
         )
-        decoder_states = [s for states in new_states for s in states] + memory_inputs
+        decoder_states = [s for states in new_states for s in states]
+        decoder_states += ([new_feed] if feed_inputs else []) + memory_inputs
         self.decoder_model = keras.Model(
-            [decoder_inputs] + decoder_states_inputs + memory_inputs,
+            [decoder_inputs] + decoder_states_inputs + feed_inputs + memory_inputs,
             [probs] + decoder_states + ([weights] if attention else []),
             name="decoder_model",
         )
@@ -244,6 +275,8 @@ class Seq2Seq:
             state["memory"] = memory  # (batch, steps, latent)
             state["source_mask"] = mask
             state["attention"] = ops.zeros(ops.shape(source_ids), dtype=memory.dtype)
+        if self.config.input_feeding:
+            state["feed"] = ops.zeros_like(layer_states[-1][0])  # (batch, latent)
         return state
 
     def step(self, tokens, state):
@@ -257,13 +290,19 @@ class Seq2Seq:
             new_state = {"layers": ((h, c),)}
         else:
             y = self._inputs("target", tokens[:, None])  # (batch, 1, features)
-            probs, layer_states, weights = self._decoder(
-                y, state["layers"], state.get("memory"), state.get("source_mask")
+            probs, layer_states, weights, feed = self._decoder(
+                y,
+                state["layers"],
+                state.get("memory"),
+                state.get("source_mask"),
+                feed=state.get("feed"),
             )
             probs = probs[:, 0]  # (batch, vocab)
             new_state = {**state, "layers": tuple(tuple(s) for s in layer_states)}
             if weights is not None:
                 new_state["attention"] = weights[:, 0]  # (batch, source_steps)
+            if feed is not None:
+                new_state["feed"] = feed
         # log of the softmax the model trains; the floor keeps -inf out of beam scores.
         return ops.log(ops.maximum(probs, 1e-30)), new_state
 
