@@ -28,11 +28,19 @@ FAMILIES = {
         latent_dim=12, embedding_dim=6, attention="bahdanau", cell="gru", bidirectional=True
     ),
     "seed_attention": ModelConfig.seed(latent_dim=12, attention="general"),
-    "input_feeding": ModelConfig(latent_dim=12, embedding_dim=6, attention="dot",
-                                 input_feeding=True),
-    "input_feeding_deep_bigru": ModelConfig(latent_dim=12, embedding_dim=6, attention="bahdanau",
-                                            input_feeding=True, cell="gru", num_layers=2,
-                                            dropout=0.2, bidirectional=True),
+    "input_feeding": ModelConfig(
+        latent_dim=12, embedding_dim=6, attention="dot", input_feeding=True
+    ),
+    "input_feeding_deep_bigru": ModelConfig(
+        latent_dim=12,
+        embedding_dim=6,
+        attention="bahdanau",
+        input_feeding=True,
+        cell="gru",
+        num_layers=2,
+        dropout=0.2,
+        bidirectional=True,
+    ),
 }
 
 

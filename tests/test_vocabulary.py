@@ -51,3 +51,27 @@ def test_malformed_vocabulary_file(tmp_path, content):
     path.write_text(content)
     with pytest.raises(ModelDirError, match="malformed vocabulary"):
         Vocabulary.load(path)
+
+
+SPM_TEXTS = [f"the {w} is {c}" for w in ("cat", "dog", "house", "car") for c in ("red", "big")]
+
+
+def test_sentencepiece_vocabulary_round_trips_and_reloads(tmp_path):
+    vocab = Vocabulary.build(SPM_TEXTS * 5, kind="spm", spm_vocab_size=40)
+    assert vocab.kind == "spm" and 4 < len(vocab) <= 4 + 40
+    for text in SPM_TEXTS + ["the  cat is  red "]:
+        assert vocab.decode(vocab.encode(text)) == text
+    assert len(vocab.encode("the cat is red")) < len("the cat is red")  # pieces, not characters
+    vocab.save(tmp_path / "v.json")
+    loaded = Vocabulary.load(tmp_path / "v.json")
+    assert loaded == vocab
+    assert loaded.encode("the house is big") == vocab.encode("the house is big")
+
+
+def test_damaged_sentencepiece_model_is_reported(tmp_path):
+    vocab = Vocabulary.build(SPM_TEXTS, kind="spm", spm_vocab_size=30)
+    data = vocab.to_dict()
+    data["spm_model"] = "AAAA"
+    (tmp_path / "v.json").write_text(__import__("json").dumps(data))
+    with pytest.raises(ModelDirError, match="malformed vocabulary"):
+        Vocabulary.load(tmp_path / "v.json")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterable
+
 
 class CharTokenizer:
     """Every character is a token; joining is concatenation, so round trips are exact."""
@@ -27,14 +30,59 @@ class WordTokenizer:
         return " ".join(tokens)
 
 
+class SentencePieceTokenizer:
+    """Subword pieces from a SentencePiece model trained on the training data.
+
+    Args:
+        model_proto: the serialized SentencePiece model (kept inside the vocabulary file).
+    """
+
+    kind = "spm"
+
+    def __init__(self, model_proto: bytes):
+        import sentencepiece
+
+        self.model_proto = model_proto
+        self.processor = sentencepiece.SentencePieceProcessor(model_proto=model_proto)
+
+    @classmethod
+    def train(cls, texts: Iterable[str], vocab_size: int, model_type: str = "unigram"):
+        """Train on `texts`; `vocab_size` is an upper bound (small data gets fewer pieces)."""
+        import sentencepiece
+
+        model = io.BytesIO()
+        sentencepiece.SentencePieceTrainer.train(
+            sentence_iterator=iter(list(texts)),
+            model_writer=model,
+            vocab_size=vocab_size,
+            model_type=model_type,
+            character_coverage=1.0,
+            hard_vocab_limit=False,
+            # Keep text as it is, so decoding gives back exactly what was encoded.
+            normalization_rule_name="identity",
+            remove_extra_whitespaces=False,
+            minloglevel=2,
+        )
+        return cls(model.getvalue())
+
+    def tokenize(self, text: str) -> list[str]:
+        return self.processor.encode(text, out_type=str)
+
+    def detokenize(self, tokens: list[str]) -> str:
+        return self.processor.decode(tokens)
+
+
 _TOKENIZERS = {"char": CharTokenizer, "word": WordTokenizer}
 
 
-def make_tokenizer(kind: str) -> CharTokenizer | WordTokenizer:
+def make_tokenizer(kind: str, model_proto: bytes | None = None):
     """The tokenizer for a config's `source_tokens` / `target_tokens` value."""
+    if kind == "spm":
+        if model_proto is None:
+            raise ValueError("a SentencePiece tokenizer needs its trained model")
+        return SentencePieceTokenizer(model_proto)
     try:
         return _TOKENIZERS[kind]()
     except KeyError:
-        raise ValueError(
-            f"unknown token kind {kind!r}; choose one of {', '.join(_TOKENIZERS)}"
-        ) from None
+        choices = ", ".join([*_TOKENIZERS, "spm"])
+        raise ValueError(f"unknown token kind {kind!r}; choose one of {choices}") from None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from tandem.data.tokenizers import make_tokenizer
+from tandem.data.tokenizers import SentencePieceTokenizer, make_tokenizer
 from tandem.errors import ModelDirError
 
 PAD_ID, START_ID, END_ID, UNK_ID = 0, 1, 2, 3
@@ -23,7 +24,8 @@ class Vocabulary:
 
     Args:
         tokens: the real tokens, without the reserved ones.
-        kind: the tokenizer, "char" or "word".
+        kind: the tokenizer, "char", "word" or "spm".
+        spm_model: the SentencePiece model, for kind "spm".
 
     Example:
         >>> vocab = Vocabulary.build(["Go.", "Hi."])
@@ -31,28 +33,47 @@ class Vocabulary:
         'Hi<unk>'
     """
 
-    def __init__(self, tokens: Sequence[str], kind: str = "char"):
+    def __init__(self, tokens: Sequence[str], kind: str = "char", spm_model: bytes | None = None):
         self.tokens = list(tokens)
         self.kind = kind
-        self.tokenizer = make_tokenizer(kind)
+        self.spm_model = spm_model
+        self.tokenizer = make_tokenizer(kind, spm_model)
         self.itos = list(RESERVED) + self.tokens
         self.stoi = {token: index for index, token in enumerate(self.itos)}
         if len(self.stoi) != len(self.itos):
             raise ValueError("vocabulary tokens must be unique and not reserved")
 
     @classmethod
-    def build(cls, texts: Iterable[str], kind: str = "char", min_count: int = 1) -> Vocabulary:
-        """Collect every token that occurs at least `min_count` times in `texts`."""
-        tokenizer = make_tokenizer(kind)
+    def build(
+        cls,
+        texts: Iterable[str],
+        kind: str = "char",
+        min_count: int = 1,
+        spm_vocab_size: int = 8000,
+    ) -> Vocabulary:
+        """Collect every token that occurs at least `min_count` times in `texts`.
+
+        For kind "spm", a SentencePiece model of at most `spm_vocab_size` pieces is trained
+        on `texts` first, and the vocabulary holds its pieces.
+        """
+        texts = list(texts)
+        spm_model = None
+        if kind == "spm":
+            spm_model = SentencePieceTokenizer.train(texts, spm_vocab_size).model_proto
+        tokenizer = make_tokenizer(kind, spm_model)
         counts = Counter(token for text in texts for token in tokenizer.tokenize(text))
         kept = sorted(t for t, n in counts.items() if n >= min_count and t not in RESERVED)
-        return cls(kept, kind)
+        return cls(kept, kind, spm_model)
 
     def __len__(self) -> int:
         return len(self.itos)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocabulary) and (self.kind, self.itos) == (other.kind, other.itos)
+        return isinstance(other, Vocabulary) and (self.kind, self.itos, self.spm_model) == (
+            other.kind,
+            other.itos,
+            other.spm_model,
+        )
 
     def tokenize(self, text: str) -> list[str]:
         return self.tokenizer.tokenize(text)
@@ -79,7 +100,10 @@ class Vocabulary:
         return [token for token in self.tokenizer.tokenize(text) if token not in self.stoi]
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "reserved": list(RESERVED), "tokens": self.tokens}
+        data = {"kind": self.kind, "reserved": list(RESERVED), "tokens": self.tokens}
+        if self.spm_model is not None:
+            data["spm_model"] = base64.b64encode(self.spm_model).decode("ascii")
+        return data
 
     def save(self, path: str | Path) -> None:
         text = json.dumps(self.to_dict(), ensure_ascii=False, indent=1)
@@ -91,7 +115,8 @@ class Vocabulary:
             raw = json.loads(Path(path).read_text(encoding="utf-8"))
             if raw.get("reserved") != list(RESERVED):
                 raise ValueError("reserved tokens differ from this version of tandem")
-            return cls(raw["tokens"], raw["kind"])
+            spm_model = base64.b64decode(raw["spm_model"]) if "spm_model" in raw else None
+            return cls(raw["tokens"], raw["kind"], spm_model)
         except FileNotFoundError:
             raise ModelDirError(f"{path}: missing vocabulary file") from None
         except (
@@ -102,5 +127,6 @@ class Vocabulary:
             TypeError,
             AttributeError,
             ValueError,
+            RuntimeError,  # a damaged SentencePiece model
         ) as exc:
             raise ModelDirError(f"{path}: malformed vocabulary: {exc}") from None
