@@ -1,7 +1,7 @@
 import pytest
 import sacrebleu
 
-from tandem.evaluation import score
+from tandem.evaluation import error_rates, score
 
 
 def test_all_references_of_a_source_count_together():
@@ -29,3 +29,12 @@ def test_matches_sacrebleu_with_reference_streams():
 def test_length_mismatch_is_an_error():
     with pytest.raises(ValueError, match="1 hypotheses but 2 reference sets"):
         score(["a"], [["a"], ["b"]])
+
+
+def test_error_rates_use_the_closest_reference():
+    hypotheses = ["K AE T", "D AO G", "B ER D"]
+    references = [["K AH T", "K AE T"], ["D AA G"], ["B ER D Z", "B ER"]]
+    rates = error_rates(hypotheses, references)
+    assert rates["wer"] == pytest.approx(100 * 2 / 3)
+    # distances 0 (K AE T), 1 (D AA G), 1 (B ER D Z and B ER tie: the shorter, stricter one)
+    assert rates["per"] == pytest.approx(100 * 2 / (3 + 3 + 2))

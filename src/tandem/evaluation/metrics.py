@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rapidfuzz.distance import Levenshtein
 from sacrebleu.metrics import BLEU, CHRF
 
 
@@ -40,4 +41,39 @@ def score(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> dic
         "exact_match": 100.0 * exact / len(hypotheses),
         "n_sources": len(hypotheses),
         "signatures": {"chrf": str(chrf.get_signature()), "bleu": str(bleu.get_signature())},
+    }
+
+
+def error_rates(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> dict:
+    """Word and token error rates as the G2P literature reports them.
+
+    A hypothesis is correct when it equals ANY of its references (WER = wrong / total). The
+    token (phoneme) error rate is the edit distance to the closest reference, summed, over
+    the summed lengths of those closest references. Tokens are whitespace-separated.
+
+    Args:
+        hypotheses: one output per source.
+        references: for each source, all accepted outputs.
+
+    Returns:
+        dict with `wer` and `per` in percent and `n_sources`.
+
+    Example:
+        >>> error_rates(["K AE T"], [["K AE T", "K AH T"]])["wer"]
+        0.0
+    """
+    if len(hypotheses) != len(references) or not hypotheses:
+        raise ValueError("need one non-empty reference set per hypothesis")
+    wrong = errors = length = 0
+    for hypothesis, refs in zip(hypotheses, references, strict=True):
+        tokens = hypothesis.split()
+        candidates = [ref.split() for ref in refs]
+        distance, closest = min((Levenshtein.distance(tokens, ref), len(ref)) for ref in candidates)
+        wrong += tokens not in candidates
+        errors += distance
+        length += closest
+    return {
+        "wer": 100.0 * wrong / len(hypotheses),
+        "per": 100.0 * errors / max(length, 1),
+        "n_sources": len(hypotheses),
     }

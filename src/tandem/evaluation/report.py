@@ -8,7 +8,7 @@ from pathlib import Path
 from tandem.config import DecodeConfig
 from tandem.data.reading import group_references, read_pairs
 from tandem.errors import TandemError
-from tandem.evaluation.metrics import score
+from tandem.evaluation.metrics import error_rates, score
 
 
 def evaluate(
@@ -46,7 +46,10 @@ def evaluate(
         if not grouped:
             raise TandemError(f"{data_path}: no source is within the model's training range")
     hypotheses = translator.translate([source for source, _ in grouped], decode)
-    report = score(hypotheses, [refs for _, refs in grouped])
+    references = [refs for _, refs in grouped]
+    report = score(hypotheses, references)
+    if translator.target_vocab.kind == "word":  # phonemes, words: word and token error rates
+        report.update(error_rates(hypotheses, references))
     report.update(
         data=str(data_path),
         model_dir=str(translator.path),

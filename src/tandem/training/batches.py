@@ -8,6 +8,11 @@ import numpy as np
 from tandem.data.batching import EncodedPairs
 from tandem.data.vocabulary import PAD_ID
 
+# Masked models: batches are cut from length-sorted pools of this many batches, and padded to
+# a multiple of STEP_BUCKET steps, so few steps are padding and few shapes are compiled.
+POOL_BATCHES = 50
+STEP_BUCKET = 8
+
 
 class OneHotBatches(keras.utils.PyDataset):
     """Teacher-forcing batches for the training model, never the whole corpus expanded.
@@ -26,7 +31,9 @@ class OneHotBatches(keras.utils.PyDataset):
         seed: seed of the shuffling.
         one_hot: feed one-hot vectors (the seed's graphs) instead of ids.
         mask_padding: add sample weights that are 0 at padded target steps, so padding does
-            not count in the loss or the metrics.
+            not count in the loss or the metrics; batches are then also length-bucketed, each
+            padded only as far as its longest pair needs (an unmasked model reads padding, so
+            it always gets the full width, as the example trains).
     """
 
     def __init__(
@@ -50,29 +57,68 @@ class OneHotBatches(keras.utils.PyDataset):
         self.one_hot = one_hot
         self.mask_padding = mask_padding
         self.rng = np.random.default_rng(seed)
-        self.order = np.arange(len(pairs))
-        if shuffle:
-            self.rng.shuffle(self.order)
+        self.source_lengths = (pairs.source_ids != PAD_ID).sum(axis=1)  # (pairs,)
+        self.target_lengths = (pairs.decoder_input_ids != PAD_ID).sum(axis=1)  # (pairs,)
+        self.batches = self._make_batches()
+
+    def _make_batches(self) -> list[np.ndarray]:
+        order = np.arange(len(self.pairs))
+        if self.shuffle:
+            self.rng.shuffle(order)
+        if not self.mask_padding:
+            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        batches = []
+        pool_size = self.batch_size * POOL_BATCHES
+        for start in range(0, len(order), pool_size):
+            pool = order[start : start + pool_size]
+            pool = pool[np.argsort(self.target_lengths[pool], kind="stable")]
+            batches += [pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
+        if self.shuffle:
+            self.rng.shuffle(batches)
+        return batches
 
     def __len__(self) -> int:
-        return -(-len(self.pairs) // self.batch_size)
+        return len(self.batches)
 
     def __getitem__(self, index: int):
-        rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        rows = self.batches[index]
         batch = self.pairs.take(rows)
         encoder_inputs, decoder_inputs = batch.source_ids, batch.decoder_input_ids  # (b, steps)
+        targets = batch.decoder_target_ids  # (b, t)
+        if self.mask_padding:
+            source_steps = _bucket(self.source_lengths[rows].max(), encoder_inputs.shape[1])
+            target_steps = _bucket(self.target_lengths[rows].max(), decoder_inputs.shape[1])
+            encoder_inputs = encoder_inputs[:, :source_steps]
+            decoder_inputs = decoder_inputs[:, :target_steps]
+            targets = targets[:, :target_steps]
         if self.one_hot:
             encoder_inputs = _one_hot(encoder_inputs, self.num_encoder_tokens)  # (b, s, S)
             decoder_inputs = _one_hot(decoder_inputs, self.num_decoder_tokens)  # (b, t, T)
-        targets = batch.decoder_target_ids  # (b, t)
         if self.mask_padding:
             weights = (targets != PAD_ID).astype(np.float32)  # (b, t)
             return (encoder_inputs, decoder_inputs), targets, weights
         return (encoder_inputs, decoder_inputs), targets
 
+    def get_state(self) -> dict:
+        """The shuffling state (for checkpoints): the RNG and this epoch's batches."""
+        return {
+            "bit_generator": self.rng.bit_generator.state,
+            "batches": [rows.tolist() for rows in self.batches],
+        }
+
+    def set_state(self, state: dict) -> None:
+        """Restore `get_state()`, so a resumed run draws the batches it would have drawn."""
+        self.rng.bit_generator.state = state["bit_generator"]
+        self.batches = [np.asarray(rows, dtype=np.int64) for rows in state["batches"]]
+
     def on_epoch_end(self) -> None:
         if self.shuffle:
-            self.rng.shuffle(self.order)
+            self.batches = self._make_batches()
+
+
+def _bucket(steps: int, limit: int) -> int:
+    """Round up to a multiple of STEP_BUCKET, at most `limit`."""
+    return int(min(limit, -(-max(int(steps), 1) // STEP_BUCKET) * STEP_BUCKET))
 
 
 def _one_hot(ids: np.ndarray, width: int) -> np.ndarray:
