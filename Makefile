@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 
-.PHONY: demo test lint install bench-seed bench-decode clean
+.PHONY: demo test lint install bench-seed bench-decode bench-tatoeba bench-g2p bench-train clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,3 +34,9 @@ bench-decode: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+
+bench-tatoeba: $(STAMP)
+	$(BIN)/python benchmarks/bench_tatoeba.py --output benchmarks/results/tatoeba.json
+
+bench-g2p: $(STAMP)
+	$(BIN)/python benchmarks/bench_g2p.py --output benchmarks/results/g2p.json

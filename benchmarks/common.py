@@ -53,3 +53,43 @@ def write_json(result: dict, output: str | None) -> None:
     if output:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         Path(output).write_text(text + "\n", encoding="utf-8")
+
+
+def time_budget_callback(seconds: float):
+    """A Keras callback that ends training after the epoch during which `seconds` ran out."""
+    import time
+
+    import keras
+
+    class TimeBudget(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if time.perf_counter() - self.start > seconds:
+                print(
+                    f"time budget of {seconds:.0f} s used up after epoch {epoch + 1}",
+                    file=sys.stderr,
+                )
+                self.model.stop_training = True
+
+    return TimeBudget()
+
+
+def model_facts(model_dir: Path) -> dict:
+    """Parameter count, directory size and config of a trained model directory."""
+    import tandem
+
+    translator = tandem.Translator.from_dir(model_dir)
+    size = sum(p.stat().st_size for p in Path(model_dir).rglob("*") if p.is_file())
+    return {
+        "model_dir": str(model_dir),
+        "parameters": int(translator.training_model.count_params()),
+        "model_dir_mb": size / 2**20,
+        "config": translator.config.to_dict(),
+    }
+
+
+def validation_split_for(n_train: int, n_dev: int) -> float:
+    """The validation_split that makes the last `n_dev` of `n_train + n_dev` pairs the dev set."""
+    return (n_dev + 0.5) / (n_train + n_dev)

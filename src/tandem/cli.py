@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from tandem import __version__
 from tandem.config import (
+    LR_SCHEDULES,
     OPTIMIZERS,
     OVERLONG,
     TOKEN_KINDS,
@@ -22,12 +23,17 @@ from tandem.errors import TandemError
 DATA, MODEL, TRAIN, DECODE = DataConfig(), ModelConfig(), TrainConfig(), DecodeConfig()
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def train_config(args: argparse.Namespace):
+    """The Config the train flags ask for, over --config, the resumed run's config, or defaults."""
     from tandem.config import Config
-    from tandem.data.reading import read_pairs
-    from tandem.training import train
+    from tandem.training.resume import saved_config
 
-    config = Config.load(args.config) if args.config else Config()
+    if args.config:
+        config = Config.load(args.config)
+    elif args.resume:
+        config = saved_config(args.output)  # so --resume alone continues with the run's config
+    else:
+        config = Config()
     config = config.replace(
         "data",
         max_samples=args.max_samples,
@@ -38,7 +44,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         target_tokens=args.target_tokens,
     )
     config = config.replace("model", latent_dim=args.latent_dim)
-    config = config.replace(
+    return config.replace(
         "train",
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -47,7 +53,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         validation_split=args.validation_split,
         patience=args.patience,
         seed=args.seed,
+        gradient_clip_norm=args.gradient_clip_norm,
+        label_smoothing=args.label_smoothing,
+        lr_schedule=args.lr_schedule,
+        lr_patience=args.lr_patience,
+        lr_factor=args.lr_factor,
     )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tandem.data.reading import read_pairs
+    from tandem.training import TrainingInterrupted, train
+
+    config = train_config(args)
     data = read_pairs(
         args.data,
         args.target,
@@ -56,13 +74,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     if data.skipped:
         print(f"skipped {data.skipped} bad lines in {data.path}", file=sys.stderr)
-    result = train(data.pairs, config, args.output, verbose=0 if args.quiet else 2)
+    try:
+        result = train(
+            data.pairs, config, args.output, resume=args.resume, verbose=0 if args.quiet else 2
+        )
+    except TrainingInterrupted as exc:
+        print(f"tandem: {exc}", file=sys.stderr)
+        return exc.exit_code
     last = result.history[-1]
     print(
         f"trained {len(result.history)} epochs on {result.train_pairs} pairs "
-        f"({result.seconds_per_epoch:.1f} s/epoch, loss {last['loss']:.4f}"
+        + (f"(resumed after epoch {result.initial_epoch}; " if result.initial_epoch else "(")
+        + f"{result.seconds_per_epoch:.1f} s/epoch, loss {last['loss']:.4f}"
         + (f", val_loss {last['val_loss']:.4f}" if "val_loss" in last else "")
-        + f"); model written to {result.model_dir}",
+        + f"); model of epoch {result.final_epoch} written to {result.model_dir}",
         file=sys.stderr,
     )
     return 0
@@ -201,8 +226,49 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help=f"held-out fraction (default: {TRAIN.validation_split})",
     )
-    train.add_argument("--patience", type=int, help="early stopping patience (default: off)")
+    train.add_argument(
+        "--patience",
+        type=int,
+        help="early stopping after N epochs without a better val_loss; the model keeps the "
+        "best epoch's weights (default: off)",
+    )
     train.add_argument("--seed", type=int, help=f"random seed (default: {TRAIN.seed})")
+    train.add_argument(
+        "--gradient-clip-norm",
+        type=float,
+        metavar="NORM",
+        help="clip each gradient tensor to this L2 norm (default: off)",
+    )
+    train.add_argument(
+        "--label-smoothing",
+        type=float,
+        metavar="S",
+        help=f"label smoothing of the loss, in [0, 1) (default: {TRAIN.label_smoothing})",
+    )
+    train.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        help="plateau: cut the learning rate when val_loss stops falling "
+        f"(default: {TRAIN.lr_schedule})",
+    )
+    train.add_argument(
+        "--lr-patience",
+        type=int,
+        metavar="N",
+        help=f"plateau: flat epochs before a cut (default: {TRAIN.lr_patience})",
+    )
+    train.add_argument(
+        "--lr-factor",
+        type=float,
+        metavar="F",
+        help=f"plateau: multiply the learning rate by F at a cut (default: {TRAIN.lr_factor})",
+    )
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the unfinished run in --output from its last checkpoint (same data, "
+        "same options)",
+    )
     train.add_argument("-q", "--quiet", action="store_true", help="no per-epoch progress")
     train.set_defaults(run=cmd_train)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,12 @@ class ConfigError(TandemError):
     """An unknown key or an invalid value in a configuration."""
 
 
-TOKEN_KINDS = ("char", "word")
+TOKEN_KINDS = ("char", "word", "spm")
 CELLS = ("lstm", "gru")
 INPUTS = ("embedding", "one_hot")
 ATTENTIONS = ("none", "dot", "general", "bahdanau")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
+LR_SCHEDULES = ("constant", "plateau")
 STRATEGIES = ("greedy", "beam", "sample")
 OVERLONG = ("truncate", "error")
 
@@ -32,10 +34,12 @@ class DataConfig:
     max_source_length: int | None = None  # drop training pairs whose source has more tokens
     max_target_length: int | None = None  # drop training pairs whose target has more tokens
     skip_bad_lines: bool = False  # skip malformed lines (and report how many) instead of failing
-    source_tokens: str = "char"  # how the source side is split: char | word
-    target_tokens: str = "char"  # how the target side is split: char | word
+    source_tokens: str = "char"  # how the source side is split: char | word | spm (subwords)
+    target_tokens: str = "char"  # how the target side is split: char | word | spm (subwords)
+    spm_vocab_size: int = 8000  # most SentencePiece pieces per spm side (fewer on small data)
 
     def __post_init__(self):
+        _check_positive(self, "spm_vocab_size")
         for name in ("max_samples", "max_source_length", "max_target_length"):
             _check_positive(self, name, allow_none=True)
         _check_choice(self, "source_tokens", TOKEN_KINDS)
@@ -88,18 +92,35 @@ class TrainConfig:
     validation_split: float = 0.2  # last fraction of the pairs held out, as Keras fit() does
     patience: int | None = None  # early stopping on val_loss after N flat epochs; None: off
     seed: int = 1337  # weight initialisation and shuffling
+    gradient_clip_norm: float | None = None  # clip each gradient tensor to this L2 norm; None: off
+    label_smoothing: float = 0.0  # share of each target's probability spread over the vocabulary
+    lr_schedule: str = "constant"  # constant | plateau (cut the rate when val_loss stops falling)
+    lr_patience: int = 3  # plateau: flat epochs before the learning rate is cut
+    lr_factor: float = 0.5  # plateau: the learning rate is multiplied by this at each cut
 
     def __post_init__(self):
         _check_positive(self, "epochs")
         _check_positive(self, "batch_size")
         _check_choice(self, "optimizer", OPTIMIZERS)
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise ConfigError(f"train.learning_rate must be > 0, got {self.learning_rate}")
-        if not 0.0 <= self.validation_split < 1.0:
+        if self.learning_rate is not None and not _is_number(self.learning_rate, low=0.0):
+            raise ConfigError(f"train.learning_rate must be > 0, got {self.learning_rate!r}")
+        if not _is_number(self.validation_split, low=0.0, high=1.0, closed_low=True):
             raise ConfigError(
-                f"train.validation_split must be in [0, 1), got {self.validation_split}"
+                f"train.validation_split must be in [0, 1), got {self.validation_split!r}"
             )
         _check_positive(self, "patience", allow_none=True)
+        if self.gradient_clip_norm is not None and not _is_number(self.gradient_clip_norm, 0.0):
+            raise ConfigError(
+                f"train.gradient_clip_norm must be > 0 or null, got {self.gradient_clip_norm!r}"
+            )
+        if not _is_number(self.label_smoothing, low=0.0, high=1.0, closed_low=True):
+            raise ConfigError(
+                f"train.label_smoothing must be in [0, 1), got {self.label_smoothing!r}"
+            )
+        _check_choice(self, "lr_schedule", LR_SCHEDULES)
+        _check_positive(self, "lr_patience")
+        if not _is_number(self.lr_factor, low=0.0, high=1.0):
+            raise ConfigError(f"train.lr_factor must be in (0, 1), got {self.lr_factor!r}")
 
 
 @dataclass(frozen=True)
@@ -212,3 +233,10 @@ def _check_choice(obj, name: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         section = type(obj).__name__.removesuffix("Config").lower()
         raise ConfigError(f"{section}.{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _is_number(value, low: float, high: float = math.inf, closed_low: bool = False) -> bool:
+    """A finite int or float (not a bool) in (low, high), or [low, high) when `closed_low`."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return False
+    return (low <= value if closed_low else low < value) and value < high

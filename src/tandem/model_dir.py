@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +28,7 @@ SOURCE_VOCAB_FILE = "source_vocab.json"
 TARGET_VOCAB_FILE = "target_vocab.json"
 WEIGHTS_FILE = "model.keras"
 HISTORY_FILE = "history.csv"
+CURVE_FILE = "learning_curve.png"
 REQUIRED_FILES = (MANIFEST_FILE, CONFIG_FILE, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, WEIGHTS_FILE)
 
 
@@ -51,26 +55,123 @@ def prepare_output_dir(path: str | Path) -> Path:
     return path
 
 
-def save_model_dir(
-    path: Path, model: Seq2Seq, source_vocab: Vocabulary, target_vocab: Vocabulary, config: Config
+def start_model_dir(
+    path: Path,
+    dims: ModelDims,
+    source_vocab: Vocabulary,
+    target_vocab: Vocabulary,
+    config: Config,
+    train_data: dict,
 ) -> None:
-    """Write config, vocabularies, the training model (.keras) and a manifest into `path`."""
-    config.save(path / CONFIG_FILE)
-    source_vocab.save(path / SOURCE_VOCAB_FILE)
-    target_vocab.save(path / TARGET_VOCAB_FILE)
-    model.training_model.save(path / WEIGHTS_FILE)
+    """Write what a resumed run needs before the first epoch, under a manifest marked incomplete.
+
+    The manifest goes first, so a directory killed at any later point is still recognised as
+    tandem's (an unfinished run), never as a foreign non-empty directory.
+    """
+    write_json_atomically(
+        path / MANIFEST_FILE, _manifest(dims, complete=False, train_data=train_data)
+    )
+    write_atomically(path / CONFIG_FILE, config.save)
+    write_atomically(path / SOURCE_VOCAB_FILE, source_vocab.save)
+    write_atomically(path / TARGET_VOCAB_FILE, target_vocab.save)
+
+
+def save_model_dir(
+    path: Path,
+    model: Seq2Seq,
+    source_vocab: Vocabulary,
+    target_vocab: Vocabulary,
+    config: Config,
+    train_data: dict | None = None,
+) -> None:
+    """Write config, vocabularies, the training model (.keras) and a manifest into `path`.
+
+    Each file is replaced atomically; the manifest, which marks the directory complete, last.
+    """
+    write_atomically(path / CONFIG_FILE, config.save)
+    write_atomically(path / SOURCE_VOCAB_FILE, source_vocab.save)
+    write_atomically(path / TARGET_VOCAB_FILE, target_vocab.save)
+    write_atomically(path / WEIGHTS_FILE, model.training_model.save)
+    write_json_atomically(
+        path / MANIFEST_FILE, _manifest(model.dims, complete=True, train_data=train_data)
+    )
+
+
+def read_manifest(path: str | Path) -> dict | None:
+    """The manifest of model directory `path`, or None when it has none.
+
+    Raises:
+        ModelDirError: a manifest that is malformed or not tandem's.
+    """
+    manifest_path = Path(path) / MANIFEST_FILE
+    return _read_manifest(manifest_path) if manifest_path.is_file() else None
+
+
+def is_complete(manifest: dict) -> bool:
+    """Whether training finished (manifests written before checkpoints existed count as done)."""
+    return manifest.get("complete", True) is True
+
+
+def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """Call `write(temporary_path)`, flush it to disk, then rename it over `path`.
+
+    A reader sees the old file or the new one, never half of one. The temporary file keeps
+    `path`'s suffix, because some writers (Keras's `.keras` archives) check it.
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        write(temporary)
+        fsync_file(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+
+
+def write_json_atomically(path: Path, data: dict) -> None:
+    write_text_atomically(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def fsync_dir(path: Path) -> None:
+    """Make renames inside directory `path` durable (a no-op where directories can't be opened)."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _manifest(dims: ModelDims, complete: bool, train_data: dict | None) -> dict:
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
+        "complete": complete,  # false while training runs: resume it, or start over
         "tandem_version": tandem.__version__,
         "keras_version": keras.__version__,
         "backend": keras.backend.backend(),
         "backend_version": _backend_version(),
         "python_version": platform.python_version(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "dims": model.dims.to_dict(),
+        "dims": dims.to_dict(),
     }
-    (path / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    if train_data is not None:
+        manifest["train_data"] = train_data  # pair count and fingerprint of the training data
+    return manifest
 
 
 def load_model_dir(path: str | Path) -> LoadedModel:
@@ -82,12 +183,17 @@ def load_model_dir(path: str | Path) -> LoadedModel:
     path = Path(path)
     if not path.is_dir():
         raise ModelDirError(f"{path}: no such model directory")
+    manifest = read_manifest(path)
+    if manifest is not None and not is_complete(manifest):
+        raise ModelDirError(
+            f"{path}: training has not finished; continue it with "
+            f"`tandem train DATA -o {path} --resume`"
+        )
     missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
     if missing:
         raise ModelDirError(
             f"{path}: not a complete tandem model directory, missing {', '.join(missing)}"
         )
-    manifest = _read_manifest(path / MANIFEST_FILE)
     try:
         config = Config.load(path / CONFIG_FILE)
         dims = ModelDims(**manifest["dims"])
@@ -106,13 +212,27 @@ def load_model_dir(path: str | Path) -> LoadedModel:
 
 
 def read_history(path: str | Path) -> list[dict]:
-    """history.csv -> one dict of floats per epoch (epoch as int)."""
+    """history.csv -> one dict of floats per epoch (epoch as int); "NA" cells are left out."""
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     return [
-        {key: (int(value) if key == "epoch" else float(value)) for key, value in row.items()}
+        {
+            key: (int(value) if key == "epoch" else float(value))
+            for key, value in row.items()
+            if value != "NA"  # Keras's CSVLogger writes NA for val_* columns without validation
+        }
         for row in rows
     ]
+
+
+def write_history(path: str | Path, rows: list[dict]) -> None:
+    """One row per epoch, as Keras's CSVLogger writes them: epoch first, then sorted keys."""
+    keys = sorted({key for row in rows for key in row} - {"epoch"})
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["epoch", *keys], restval="NA", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomically(Path(path), buffer.getvalue())
 
 
 def _read_manifest(path: Path) -> dict:

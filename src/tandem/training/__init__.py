@@ -1,5 +1,5 @@
-"""Training: batches, the fit loop wiring, callbacks and the model directory it writes."""
+"""Training: batches, the fit loop wiring, callbacks, checkpoints and resume."""
 
-from tandem.training.trainer import TrainResult, train
+from tandem.training.trainer import TrainingDiverged, TrainingInterrupted, TrainResult, train
 
-__all__ = ["TrainResult", "train"]
+__all__ = ["TrainResult", "TrainingDiverged", "TrainingInterrupted", "train"]

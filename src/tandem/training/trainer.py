@@ -1,9 +1,9 @@
-"""Train the seed model on parallel data and write a model directory."""
+"""Train a model on parallel data into a model directory, resumable from its checkpoints."""
 
 from __future__ import annotations
 
+import math
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +14,34 @@ from tandem.config import Config
 from tandem.data.batching import encode_pairs
 from tandem.data.vocabulary import Vocabulary
 from tandem.errors import TandemError
-from tandem.model_dir import prepare_output_dir, read_history, save_model_dir
+from tandem.model_dir import (
+    CURVE_FILE,
+    HISTORY_FILE,
+    save_model_dir,
+    start_model_dir,
+    write_history,
+)
 from tandem.models import ModelDims, Seq2Seq
 from tandem.training.batches import OneHotBatches
+from tandem.training.callbacks import (
+    Checkpointer,
+    EpochTimer,
+    InterruptionTestHooks,
+    LearningRateLogger,
+    draw_learning_curve,
+)
+from tandem.training.checkpoints import (
+    BEST,
+    LAST,
+    Checkpoint,
+    checkpoint_root,
+    find_checkpoint,
+    restore_training_model,
+)
+from tandem.training.losses import training_loss
+from tandem.training.resume import data_fingerprint, open_resumed_run, start_fresh_run
+
+__all__ = ["EpochTimer", "TrainResult", "TrainingDiverged", "TrainingInterrupted", "train"]
 
 
 @dataclass(frozen=True)
@@ -24,31 +49,35 @@ class TrainResult:
     """What a training run produced."""
 
     model_dir: Path
-    history: list[dict]  # one row per epoch, as in history.csv
+    history: list[dict]  # one row per epoch, as in history.csv (a resumed run's earlier ones too)
     train_pairs: int
     validation_pairs: int
     filtered_pairs: int  # dropped by max_source_length / max_target_length
+    initial_epoch: int = 0  # epochs done before this call (resumed runs)
+    final_epoch: int = 0  # the epoch (1-based) whose weights the saved model holds
 
     @property
     def seconds_per_epoch(self) -> float:
         return sum(row["seconds"] for row in self.history) / max(len(self.history), 1)
 
 
-class EpochTimer(keras.callbacks.Callback):
-    """Adds the epoch's wall time to the logs (and so to history.csv)."""
+class TrainingInterrupted(TandemError):
+    """Ctrl-C during training; the last checkpoint is kept for `--resume`."""
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["seconds"] = time.perf_counter() - self.start
+    exit_code = 130
 
 
-def filter_by_length(pairs: Sequence[tuple[str, str]], config: Config) -> list[tuple[str, str]]:
+class TrainingDiverged(TandemError):
+    """The loss became nan or infinite; the last good checkpoint is kept."""
+
+
+def filter_by_length(
+    pairs: Sequence[tuple[str, str]],
+    config: Config,
+    source_vocab: Vocabulary,
+    target_vocab: Vocabulary,
+) -> list[tuple[str, str]]:
     """Drop pairs longer than `data.max_source_length` / `data.max_target_length` tokens."""
-    source_vocab = Vocabulary([], config.data.source_tokens)
-    target_vocab = Vocabulary([], config.data.target_tokens)
     max_source, max_target = config.data.max_source_length, config.data.max_target_length
     return [
         (source, target)
@@ -63,35 +92,71 @@ def train(
     config: Config,
     output_dir: str | Path,
     *,
+    resume: bool = False,
     verbose: int = 2,
     callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> TrainResult:
-    """Train the seed model as the Keras example does and save it to `output_dir`.
+    """Train as the Keras example does, checkpointing every epoch, and save to `output_dir`.
+
+    Every epoch ends with an atomic checkpoint in `output_dir/checkpoints/` (see
+    `tandem.training.checkpoints`). The saved model holds the best epoch's weights (lowest
+    val_loss, or loss without validation) when early stopping is on (`train.patience`), as
+    Keras's `restore_best_weights` does, and the last epoch's otherwise.
 
     Args:
         pairs: (source, target) sentence pairs, in file order.
         config: the resolved configuration (written into the model directory).
         output_dir: where the model directory goes (created; must be empty or a model dir).
+        resume: continue the unfinished run in `output_dir` from its last checkpoint; `config`
+            and `pairs` must be the run's own.
         verbose: Keras progress: 0 silent, 1 bar, 2 one line per epoch.
         callbacks: extra Keras callbacks.
 
     Returns:
         TrainResult with the per-epoch history.
+
+    Raises:
+        TrainingInterrupted: Ctrl-C; the message names the checkpoint kept.
+        TrainingDiverged: a nan or infinite loss; the last good checkpoint is kept.
+        TandemError: bad data, or nothing (or something else) to resume.
+
+    Example:
+        >>> train(pairs, Config(), "models/fra")  # doctest: +SKIP
+        >>> train(pairs, Config(), "models/fra", resume=True)  # after a kill  # doctest: +SKIP
     """
-    output_dir = prepare_output_dir(output_dir)
-    kept = filter_by_length(pairs, config)
+    output_dir = Path(output_dir)
+    train_data = data_fingerprint(pairs)
+    checkpoint: Checkpoint | None = None
+    if resume:
+        checkpoint, source_vocab, target_vocab, manifest = open_resumed_run(
+            output_dir, config, train_data
+        )
+    else:
+        output_dir = start_fresh_run(output_dir)
+        # Vocabularies first: subword lengths are only known once SentencePiece is trained.
+        source_vocab = Vocabulary.build(
+            [s for s, _ in pairs],
+            config.data.source_tokens,
+            spm_vocab_size=config.data.spm_vocab_size,
+        )
+        target_vocab = Vocabulary.build(
+            [t for _, t in pairs],
+            config.data.target_tokens,
+            spm_vocab_size=config.data.spm_vocab_size,
+        )
+    kept = filter_by_length(pairs, config, source_vocab, target_vocab)
     if not kept:
         raise TandemError("no sentence pairs left after the length limits")
-    keras.utils.set_random_seed(config.train.seed)
-
-    source_vocab = Vocabulary.build([s for s, _ in kept], config.data.source_tokens)
-    target_vocab = Vocabulary.build([t for _, t in kept], config.data.target_tokens)
     dims = ModelDims(
         num_encoder_tokens=len(source_vocab),
         num_decoder_tokens=len(target_vocab),
         max_encoder_seq_length=max(len(source_vocab.tokenize(s)) for s, _ in kept),
         max_decoder_seq_length=max(len(target_vocab.tokenize(t)) for _, t in kept) + 2,
     )
+    if checkpoint is None:
+        start_model_dir(output_dir, dims, source_vocab, target_vocab, config, train_data)
+    elif manifest["dims"] != dims.to_dict():
+        raise TandemError(f"{output_dir}: the data give other model sizes than the run's")
     encoded = encode_pairs(
         kept, source_vocab, target_vocab, dims.max_encoder_seq_length, dims.max_decoder_seq_length
     )
@@ -114,44 +179,117 @@ def train(
         else None
     )
 
+    keras.utils.set_random_seed(config.train.seed)
     model = Seq2Seq(config.model, dims)
     model.training_model.compile(
         optimizer=_optimizer(config),
-        loss="sparse_categorical_crossentropy",
+        loss=training_loss(config.train.label_smoothing),
         # Weighted: with masking, padded steps (weight 0) count in neither loss nor accuracy.
         weighted_metrics=["accuracy"],
     )
-    history_path = output_dir / "history.csv"
-    all_callbacks = [EpochTimer(), keras.callbacks.CSVLogger(str(history_path)), *callbacks]
+    if checkpoint is not None:
+        restore_training_model(model.training_model, checkpoint)
+
+    monitor = "val_loss" if validation_batches else "loss"
+    early_stopping = lr_plateau = None
     if config.train.patience is not None:
-        all_callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss" if validation_batches else "loss",
-                patience=config.train.patience,
-                restore_best_weights=True,
-            )
+        # Best weights come back from checkpoints/best, which survives a resume.
+        early_stopping = keras.callbacks.EarlyStopping(
+            monitor=monitor, patience=config.train.patience, restore_best_weights=False
         )
+    if config.train.lr_schedule == "plateau":
+        lr_plateau = keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor,
+            factor=config.train.lr_factor,
+            patience=config.train.lr_patience,
+            verbose=1 if verbose else 0,
+        )
+    checkpointer = Checkpointer(
+        output_dir,
+        train_batches,
+        monitor,
+        config.train.epochs,
+        resumed=checkpoint,
+        stateful={"early_stopping": early_stopping, "lr_plateau": lr_plateau},
+    )
+    # Order matters: the checkpointer saves what the schedule and early stopping decided.
+    all_callbacks = [
+        EpochTimer(),
+        LearningRateLogger(),
+        *([InterruptionTestHooks()] if InterruptionTestHooks.wanted() else []),
+        *[callback for callback in (lr_plateau, early_stopping) if callback is not None],
+        checkpointer,
+        *callbacks,
+    ]
+    initial_epoch = checkpoint.epoch if checkpoint else 0
     if verbose:
         print(
             f"training on {n_train} pairs, validating on {n_validation}; "
-            f"{dims.num_encoder_tokens} source and {dims.num_decoder_tokens} target tokens",
+            f"{dims.num_encoder_tokens} source and {dims.num_decoder_tokens} target tokens"
+            + (f"; resuming after epoch {initial_epoch}" if checkpoint else ""),
             file=sys.stderr,
         )
-    model.training_model.fit(
-        train_batches,
-        validation_data=validation_batches,
-        epochs=config.train.epochs,
-        callbacks=all_callbacks,
-        verbose=verbose,
-    )
-    save_model_dir(output_dir, model, source_vocab, target_vocab, config)
+    if initial_epoch < config.train.epochs and not checkpointer.stopped_early:
+        try:
+            model.training_model.fit(
+                train_batches,
+                validation_data=validation_batches,
+                epochs=config.train.epochs,
+                initial_epoch=initial_epoch,
+                callbacks=all_callbacks,
+                verbose=verbose,
+            )
+        except KeyboardInterrupt:
+            raise _interrupted(output_dir, checkpointer, initial_epoch) from None
+    if checkpointer.diverged is not None:
+        raise _diverged(output_dir, checkpointer)
+
+    final_epoch = checkpointer.last_epoch
+    best = find_checkpoint(output_dir, BEST) if early_stopping is not None else None
+    if best is not None:
+        model.training_model.load_weights(best.model_path)
+        final_epoch = best.epoch
+    write_history(output_dir / HISTORY_FILE, checkpointer.history)
+    draw_learning_curve(checkpointer.history, output_dir / CURVE_FILE)
+    save_model_dir(output_dir, model, source_vocab, target_vocab, config, train_data)
     return TrainResult(
         model_dir=output_dir,
-        history=read_history(history_path),
+        history=checkpointer.history,
         train_pairs=n_train,
         validation_pairs=n_validation,
         filtered_pairs=len(pairs) - len(kept),
+        initial_epoch=initial_epoch,
+        final_epoch=final_epoch,
     )
+
+
+def _interrupted(
+    output_dir: Path, checkpointer: Checkpointer, initial_epoch: int
+) -> TrainingInterrupted:
+    epoch = getattr(checkpointer, "epoch", initial_epoch) + 1
+    kept = find_checkpoint(output_dir, LAST)
+    if kept is None:
+        return TrainingInterrupted(
+            f"interrupted in epoch {epoch}, before the first checkpoint; nothing to resume, "
+            "train again to start over"
+        )
+    when = f"after epoch {kept.epoch}" if kept.epoch >= epoch else f"in epoch {epoch}"
+    return TrainingInterrupted(
+        f"interrupted {when}; kept the checkpoint of epoch {kept.epoch} in "
+        f"{checkpoint_root(output_dir) / LAST}; run the same command with --resume to continue"
+    )
+
+
+def _diverged(output_dir: Path, checkpointer: Checkpointer) -> TrainingDiverged:
+    epoch, value = checkpointer.diverged
+    kind = "nan" if math.isnan(value) else "inf"
+    last = find_checkpoint(output_dir, LAST)
+    where = (
+        f"last good checkpoint: epoch {last.epoch} in {checkpoint_root(output_dir) / LAST}"
+        if last is not None
+        else "no epoch ended with a finite loss, so there is no checkpoint"
+    )
+    return TrainingDiverged(f"loss became {kind} at epoch {epoch}; {where}")
 
 
 def _optimizer(config: Config) -> keras.optimizers.Optimizer:
@@ -160,7 +298,9 @@ def _optimizer(config: Config) -> keras.optimizers.Optimizer:
         "adam": keras.optimizers.Adam,
         "sgd": keras.optimizers.SGD,
     }
-    kind = kinds[config.train.optimizer]
-    if config.train.learning_rate is None:
-        return kind()
-    return kind(learning_rate=config.train.learning_rate)
+    options = {}
+    if config.train.learning_rate is not None:
+        options["learning_rate"] = config.train.learning_rate
+    if config.train.gradient_clip_norm is not None:
+        options["clipnorm"] = config.train.gradient_clip_norm
+    return kinds[config.train.optimizer](**options)

@@ -1,0 +1,115 @@
+"""Grapheme-to-phoneme on the standard CMUdict split: word and phoneme error rates.
+
+Dev words are carved from train.tsv by word (fixed seed); test.tsv is scored once with every
+accepted pronunciation. Characters in, phoneme words out.
+
+    python benchmarks/bench_g2p.py --output benchmarks/results/g2p.json [--hours 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import tandem  # noqa: E402
+from common import (  # noqa: E402
+    ROOT,
+    SHARED_DATA,
+    machine,
+    model_facts,
+    require,
+    time_budget_callback,
+    validation_split_for,
+    write_json,
+)
+from tandem.config import Config, DecodeConfig, ModelConfig, TrainConfig  # noqa: E402
+from tandem.data.reading import read_lines, read_pairs  # noqa: E402
+from tandem.evaluation import error_rates  # noqa: E402
+from tandem.training import train  # noqa: E402
+
+CMUDICT = SHARED_DATA / "cmudict-g014b2b"
+MODEL = ModelConfig(latent_dim=256, embedding_dim=128, bidirectional=True, attention="general")
+
+
+def read_test(path: Path) -> list[tuple[str, list[str]]]:
+    """WORD<TAB>pron1[<TAB>pron2...] -> (word, all accepted pronunciations)."""
+    rows = []
+    for _, line in read_lines(path):
+        word, *prons = line.split("\t")
+        rows.append((word, prons))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", help="write the JSON result here too")
+    parser.add_argument("--model-dir", default=str(ROOT / "benchmarks/models/g2p"))
+    parser.add_argument("--hours", type=float, default=3.0, help="training time budget")
+    parser.add_argument("--dev-words", type=int, default=2000)
+    parser.add_argument("--beam", type=int, default=5)
+    parser.add_argument("--reuse", action="store_true", help="score an already trained model")
+    args = parser.parse_args()
+    pairs = read_pairs(require(CMUDICT / "train.tsv")).pairs
+    test = read_test(require(CMUDICT / "test.tsv"))
+
+    # Dev by word: every pronunciation of a dev word leaves the training side.
+    words = sorted({word for word, _ in pairs})
+    dev_words = set(random.Random(0).sample(words, args.dev_words))
+    train_pairs = [p for p in pairs if p[0] not in dev_words]
+    dev_pairs = [p for p in pairs if p[0] in dev_words]
+    config = Config(
+        model=MODEL,
+        train=TrainConfig(
+            optimizer="adam",
+            epochs=100,
+            patience=3,
+            batch_size=64,
+            validation_split=validation_split_for(len(train_pairs), len(dev_pairs)),
+        ),
+    ).replace("data", target_tokens="word")
+
+    model_dir = Path(args.model_dir)
+    start = time.perf_counter()
+    if not args.reuse:
+        train(
+            train_pairs + dev_pairs,
+            config,
+            model_dir,
+            callbacks=[time_budget_callback(args.hours * 3600)],
+        )
+    train_seconds = time.perf_counter() - start
+
+    translator = tandem.Translator.from_dir(model_dir)
+    decode = DecodeConfig(strategy="beam", beam_size=args.beam, batch_size=128)
+    start = time.perf_counter()
+    hypotheses = translator.translate([word for word, _ in test], decode)
+    decode_seconds = time.perf_counter() - start
+    rates = error_rates(hypotheses, [prons for _, prons in test])
+    result = {
+        "benchmark": "g2p",
+        "command": " ".join(["python", *sys.argv]),
+        "wer": rates["wer"],
+        "per": rates["per"],
+        "n_test_words": rates["n_sources"],
+        "train_pairs": len(train_pairs),
+        "dev_pairs": len(dev_pairs),
+        "train_seconds": None if args.reuse else train_seconds,
+        "hours_budget": args.hours,
+        "decode": {"strategy": "beam", "beam_size": args.beam, "seconds": decode_seconds},
+        "model": model_facts(model_dir),
+        "examples": [
+            {"word": w, "output": h, "references": p}
+            for (w, p), h in list(zip(test, hypotheses, strict=True))[:5]
+        ],
+        "machine": machine(),
+    }
+    write_json(result, args.output)
+
+
+if __name__ == "__main__":
+    main()

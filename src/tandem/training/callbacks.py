@@ -1,0 +1,234 @@
+"""Keras callbacks of the fit loop: timing, learning-rate logging and the checkpointer."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from tandem.model_dir import CURVE_FILE, HISTORY_FILE, write_history
+from tandem.training.checkpoints import (
+    BEST,
+    LAST,
+    MARKERS_ENV,
+    Checkpoint,
+    copy_checkpoint_files,
+    save_training_model,
+    seed_generator_states,
+    write_checkpoint,
+)
+from tandem.training.plots import plot_learning_curve
+
+# Test hook: sleep after every training batch, so a test can kill the process mid-epoch.
+BATCH_PAUSE_ENV = "TANDEM_BATCH_PAUSE_SECONDS"
+
+# The counters that make Keras's callbacks continue where they stopped after a resume.
+RESUMABLE_FIELDS = {
+    "early_stopping": ("wait", "best", "best_epoch", "stopped_epoch"),
+    "lr_plateau": ("wait", "best", "cooldown_counter"),
+}
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds the epoch's wall time to the logs (and so to history.csv)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["seconds"] = time.perf_counter() - self.start
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Adds the learning rate the epoch trained with to the logs (`learning_rate`)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = self.rate
+
+
+class InterruptionTestHooks(keras.callbacks.Callback):
+    """Markers on stderr and slow batches, for tests that interrupt training (env-enabled)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if os.environ.get(MARKERS_ENV):
+            print(f"tandem-test: epoch {epoch + 1} begin", file=sys.stderr, flush=True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        time.sleep(float(os.environ.get(BATCH_PAUSE_ENV) or 0))
+
+    @staticmethod
+    def wanted() -> bool:
+        return bool(os.environ.get(MARKERS_ENV) or os.environ.get(BATCH_PAUSE_ENV))
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """Writes the last checkpoint at every epoch end, and the best one when the loss improved.
+
+    An epoch whose loss (or val_loss, or any weight) is not finite is never saved: training
+    stops and `diverged` says when. A resumed run gets the shuffling order, the history and
+    the counters of early stopping and the plateau schedule back from the checkpoint.
+
+    Args:
+        model_dir: the model directory (checkpoints go to its `checkpoints/`).
+        train_batches: the training `OneHotBatches`; its shuffling state (`get_state`) is saved.
+        monitor: `val_loss`, or `loss` without a validation split: picks the best checkpoint.
+        epochs: the planned number of epochs (recorded in the state).
+        resumed: the checkpoint this run continues, if any.
+        stateful: Keras callbacks to save and restore, by `RESUMABLE_FIELDS` name.
+    """
+
+    def __init__(
+        self,
+        model_dir: Path,
+        train_batches,
+        monitor: str,
+        epochs: int,
+        resumed: Checkpoint | None = None,
+        stateful: dict[str, keras.callbacks.Callback] | None = None,
+    ):
+        super().__init__()
+        self.model_dir = Path(model_dir)
+        self.train_batches = train_batches
+        self.monitor = monitor
+        self.epochs = epochs
+        self.resumed = resumed
+        self.stateful = {k: v for k, v in (stateful or {}).items() if v is not None}
+        state = resumed.state if resumed else {}
+        self.history: list[dict] = resumed.history() if resumed else []
+        self.best: float | None = state.get("best")
+        self.best_epoch: int | None = state.get("best_epoch")
+        self.last_epoch: int = state.get("epoch", 0)  # epochs in the last checkpoint
+        self.stopped_early: bool = state.get("stopped_early", False)
+        self.diverged: tuple[int, float] | None = None  # (1-based epoch, the bad value)
+        self._pending_shuffle = state.get("shuffle")
+        self._pending_random = state.get("global_random")
+
+    def on_train_begin(self, logs=None):
+        # After Keras's callbacks reset themselves in their own on_train_begin.
+        saved = self.resumed.state.get("callbacks", {}) if self.resumed else {}
+        for name, callback in self.stateful.items():
+            for field, value in saved.get(name, {}).items():
+                setattr(callback, field, value)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        if self._pending_shuffle is not None:
+            # Set here, after Keras's start-of-fit on_epoch_end call has reshuffled once.
+            self.train_batches.set_state(self._pending_shuffle)
+            self._pending_shuffle = None
+        if self._pending_random is not None:
+            # Keras's fit(shuffle=True) orders a PyDataset's batches with Python's `random`.
+            set_global_random_state(self._pending_random)
+            self._pending_random = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check((logs or {}).get("loss"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        for key in ("loss", "val_loss"):
+            self._check(logs.get(key))
+        if self.diverged is None and not _finite_weights(self.model):
+            self._check(math.nan)
+        if self.diverged is not None:
+            return
+        row = {"epoch": epoch, **{key: float(value) for key, value in logs.items()}}
+        self.history.append(row)
+        value = row.get(self.monitor)
+        improved = value is not None and (self.best is None or value < self.best)
+        if improved:
+            self.best, self.best_epoch = value, epoch + 1
+        early_stopping = self.stateful.get("early_stopping")
+        self.stopped_early = bool(early_stopping and early_stopping.stopped_epoch > 0)
+        state = self._state(epoch + 1)
+        last = write_checkpoint(
+            self.model_dir,
+            LAST,
+            state,
+            lambda directory: save_training_model(self.model, directory, self.history),
+        )
+        if improved:
+            write_checkpoint(self.model_dir, BEST, state, copy_checkpoint_files(last))
+        self.last_epoch = epoch + 1
+        write_history(self.model_dir / HISTORY_FILE, self.history)
+        draw_learning_curve(self.history, self.model_dir / CURVE_FILE)
+
+    def _check(self, value) -> None:
+        if value is None or self.diverged is not None:
+            return
+        value = float(value)
+        if not math.isfinite(value):
+            self.diverged = (self.epoch + 1, value)
+            self.model.stop_training = True
+
+    def _state(self, epochs_done: int) -> dict:
+        return {
+            "epoch": epochs_done,
+            "epochs": self.epochs,
+            "monitor": self.monitor,
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "stopped_early": self.stopped_early,
+            "shuffle": self.train_batches.get_state(),
+            "global_random": global_random_state(),
+            "seed_generators": [
+                keras.ops.convert_to_numpy(variable).tolist()
+                for variable in seed_generator_states(self.model)
+            ],
+            "callbacks": {
+                name: {field: _plain(getattr(callback, field)) for field in RESUMABLE_FIELDS[name]}
+                for name, callback in self.stateful.items()
+            },
+            "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+
+
+def global_random_state() -> dict:
+    """Python's and NumPy's global RNG states (Keras shuffles batch order with `random`)."""
+    version, internal, gauss = random.getstate()
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    return {
+        "python": [version, list(internal), gauss],
+        "numpy": [kind, keys.tolist(), position, has_gauss, cached],
+    }
+
+
+def set_global_random_state(state: dict) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached))
+
+
+def draw_learning_curve(history: Sequence[dict], path: Path) -> None:
+    """Update the learning-curve PNG; a failure to draw never stops training."""
+    try:
+        plot_learning_curve(list(history), path)
+    except Exception as exc:  # matplotlib's errors are many; the curve is a convenience
+        print(f"tandem: warning: cannot draw {path}: {exc}", file=sys.stderr)
+
+
+def _finite_weights(model: keras.Model) -> bool:
+    return all(np.isfinite(keras.ops.convert_to_numpy(v)).all() for v in model.trainable_variables)
+
+
+def _plain(value):
+    """A callback counter as JSON: numpy scalars to Python, infinities to None."""
+    if value is None:
+        return None
+    value = value.item() if hasattr(value, "item") else value
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,206 @@
+"""Checkpoints: the whole training state, swapped in atomically at every epoch end.
+
+Layout, inside a model directory:
+
+    checkpoints/last/   the most recent epoch that ended with a finite loss
+    checkpoints/best/   the epoch with the lowest monitored loss (val_loss, else loss)
+
+each holding `model.keras` (the compiled training model: weights and optimizer state),
+`history.csv` (one row per epoch so far) and `state.json` (epochs done, best loss, shuffling
+and dropout RNG states, callback counters), written last.
+
+A checkpoint is written into `NAME.tmp/`, flushed to disk, then swapped in with two renames:
+`NAME -> NAME.old`, `NAME.tmp -> NAME`; `NAME.old` is deleted afterwards. A kill at any point
+leaves `NAME` or, between the renames, `NAME.old` complete, and `find_checkpoint` reads
+`NAME` when it exists, else `NAME.old`. A leftover `NAME.tmp` is never read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from tandem.errors import TandemError
+from tandem.model_dir import fsync_dir, fsync_file, read_history, write_history
+
+CHECKPOINTS_DIR = "checkpoints"
+LAST, BEST = "last", "best"
+MODEL_FILE = "model.keras"
+HISTORY_FILE = "history.csv"
+STATE_FILE = "state.json"
+STATE_FORMAT = "tandem-checkpoint"
+STATE_VERSION = 1
+
+# Test hooks: print progress markers to stderr, and sleep between writing a checkpoint's
+# temporary directory and swapping it in (only at the given epoch, if set), so a test can
+# kill the process at that moment.
+MARKERS_ENV = "TANDEM_TEST_MARKERS"
+PAUSE_ENV = "TANDEM_CHECKPOINT_PAUSE_SECONDS"
+PAUSE_EPOCH_ENV = "TANDEM_CHECKPOINT_PAUSE_EPOCH"
+
+
+class CheckpointError(TandemError):
+    """A checkpoint that cannot be read."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint directory read back: its state, history and model archive."""
+
+    path: Path
+    state: dict
+
+    @property
+    def epoch(self) -> int:
+        """Epochs completed; the resumed `fit` starts at this `initial_epoch`."""
+        return self.state["epoch"]
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL_FILE
+
+    def history(self) -> list[dict]:
+        return read_history(self.path / HISTORY_FILE)
+
+
+def checkpoint_root(model_dir: str | Path) -> Path:
+    return Path(model_dir) / CHECKPOINTS_DIR
+
+
+def find_checkpoint(model_dir: str | Path, name: str = LAST) -> Checkpoint | None:
+    """The checkpoint `name` of a model directory, recovered from `NAME.old` if need be.
+
+    Raises:
+        CheckpointError: the checkpoint exists but its state cannot be read.
+    """
+    root = checkpoint_root(model_dir)
+    for candidate in (root / name, root / f"{name}.old"):
+        if (candidate / STATE_FILE).is_file():
+            return Checkpoint(candidate, _read_state(candidate / STATE_FILE))
+    return None
+
+
+def write_checkpoint(
+    model_dir: str | Path, name: str, state: dict, fill: Callable[[Path], None]
+) -> Path:
+    """Write checkpoint `name` atomically: `fill(directory)` writes its files, then state.json.
+
+    Returns:
+        The checkpoint directory.
+    """
+    root = checkpoint_root(model_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    final, old, temporary = root / name, root / f"{name}.old", root / f"{name}.tmp"
+    epoch = state["epoch"]
+    _marker(f"checkpoint {name} epoch {epoch} writing")
+    _remove(temporary)
+    temporary.mkdir()
+    fill(temporary)
+    state = {"format": STATE_FORMAT, "version": STATE_VERSION, **state}
+    (temporary / STATE_FILE).write_text(_state_json(state), encoding="utf-8")
+    for path in temporary.iterdir():
+        fsync_file(path)
+    fsync_dir(temporary)
+    _test_pause(epoch)
+    if final.exists():
+        _remove(old)  # a stale NAME.old: NAME is complete, so it is not needed
+        os.replace(final, old)
+    os.replace(temporary, final)
+    fsync_dir(root)
+    _remove(old)
+    _marker(f"checkpoint {name} epoch {epoch} written")
+    return final
+
+
+def save_training_model(model: keras.Model, directory: Path, history: list[dict]) -> None:
+    """The `fill` of the last checkpoint: the compiled model (optimizer included) and history."""
+    model.save(directory / MODEL_FILE)
+    write_history(directory / HISTORY_FILE, history)
+
+
+def copy_checkpoint_files(source: Path) -> Callable[[Path], None]:
+    """A `fill` that copies a written checkpoint's files (the best checkpoint from the last)."""
+
+    def fill(directory: Path) -> None:
+        for path in source.iterdir():
+            if path.name != STATE_FILE:
+                shutil.copyfile(path, directory / path.name)
+
+    return fill
+
+
+def restore_training_model(model: keras.Model, checkpoint: Checkpoint) -> None:
+    """Load a checkpoint's weights, optimizer state and dropout RNG states into `model`.
+
+    `model` must be built and compiled the same way as the model that was saved.
+    """
+    model.optimizer.build(model.trainable_variables)
+    try:
+        model.load_weights(checkpoint.model_path)
+    except Exception as exc:  # Keras raises many kinds for a damaged archive
+        raise CheckpointError(f"{checkpoint.model_path}: cannot load checkpoint: {exc}") from None
+    # Keras does not save SeedGenerator states (dropout masks); state.json has them, in the
+    # model's variable order (their names carry a process-wide counter, so they can't match).
+    saved = checkpoint.state.get("seed_generators", [])
+    variables = seed_generator_states(model)
+    if len(saved) == len(variables):
+        for variable, value in zip(variables, saved, strict=True):
+            variable.assign(np.asarray(value, dtype=variable.dtype))
+
+
+def seed_generator_states(model: keras.Model) -> list:
+    """The RNG state variables of the model's layers (dropout), which `model.keras` omits."""
+    return [v for v in model.non_trainable_variables if v.path.endswith("seed_generator_state")]
+
+
+def _read_state(path: Path) -> dict:
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: malformed checkpoint state: {exc}") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise CheckpointError(f"{path}: not a tandem checkpoint state")
+    if state.get("version") != STATE_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint version {state.get('version')!r}, "
+            f"this tandem reads version {STATE_VERSION}"
+        )
+    return state
+
+
+def _state_json(state: dict) -> str:
+    """One top-level key per line, each value compact (the shuffling state is long)."""
+    lines = [
+        f" {json.dumps(key)}: {json.dumps(value, separators=(',', ':'))}"
+        for key, value in state.items()
+    ]
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def _marker(text: str) -> None:
+    if os.environ.get(MARKERS_ENV):
+        print(f"tandem-test: {text}", file=sys.stderr, flush=True)
+
+
+def _test_pause(epoch: int) -> None:
+    seconds = float(os.environ.get(PAUSE_ENV) or 0)
+    only_epoch = os.environ.get(PAUSE_EPOCH_ENV)
+    if seconds > 0 and (not only_epoch or int(only_epoch) == epoch):
+        _marker(f"checkpoint epoch {epoch} paused before the swap")
+        time.sleep(seconds)

@@ -1,0 +1,143 @@
+"""Starting a run in a model directory, or continuing the unfinished one it holds."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from tandem.config import Config
+from tandem.data.vocabulary import Vocabulary
+from tandem.errors import TandemError
+from tandem.model_dir import (
+    CONFIG_FILE,
+    CURVE_FILE,
+    HISTORY_FILE,
+    SOURCE_VOCAB_FILE,
+    TARGET_VOCAB_FILE,
+    WEIGHTS_FILE,
+    is_complete,
+    prepare_output_dir,
+    read_manifest,
+)
+from tandem.training.checkpoints import (
+    BEST,
+    LAST,
+    Checkpoint,
+    checkpoint_root,
+    copy_checkpoint_files,
+    find_checkpoint,
+    write_checkpoint,
+)
+
+
+def data_fingerprint(pairs: Sequence[tuple[str, str]]) -> dict:
+    """How many pairs, and a hash of them: a resumed run must train on the same data."""
+    digest = hashlib.sha256()
+    for source, target in pairs:
+        digest.update(f"{source}\t{target}\n".encode())
+    return {"pairs": len(pairs), "sha256": digest.hexdigest()}
+
+
+def saved_config(model_dir: str | Path) -> Config:
+    """The config of the run in `model_dir` (`--resume` starts from it; flags may not change it).
+
+    Raises:
+        TandemError: there is no run to resume there.
+    """
+    path = Path(model_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise TandemError(f"{model_dir}: no training run to resume (no {CONFIG_FILE})")
+    return Config.load(path)
+
+
+def config_differences(saved: Config, wanted: Config) -> list[str]:
+    """`section.key: saved value -> wanted value` for every setting that differs."""
+    old, new = _flatten(saved.to_dict()), _flatten(wanted.to_dict())
+    return [
+        f"{key} is {old.get(key)!r} in {CONFIG_FILE}, {new.get(key)!r} asked"
+        for key in sorted(set(old) | set(new))
+        if old.get(key) != new.get(key)
+    ]
+
+
+def start_fresh_run(model_dir: str | Path) -> Path:
+    """Prepare `model_dir` for a new run, refusing to throw away an unfinished one.
+
+    An unfinished run with no checkpoint yet (killed in its first epoch) has nothing to lose
+    and is started over; so is a finished model directory, as training always did.
+    """
+    model_dir = prepare_output_dir(model_dir)
+    manifest = read_manifest(model_dir)
+    if manifest is not None and not is_complete(manifest):
+        last = find_checkpoint(model_dir, LAST)
+        if last is not None:
+            raise TandemError(
+                f"{model_dir}: holds an unfinished training run (checkpoint after epoch "
+                f"{last.epoch}); continue it with --resume, or train into a new directory"
+            )
+    shutil.rmtree(checkpoint_root(model_dir), ignore_errors=True)
+    for name in (HISTORY_FILE, CURVE_FILE, WEIGHTS_FILE):
+        (model_dir / name).unlink(missing_ok=True)
+    return model_dir
+
+
+def open_resumed_run(
+    model_dir: str | Path, config: Config, train_data: dict
+) -> tuple[Checkpoint, Vocabulary, Vocabulary, dict]:
+    """Check that the run in `model_dir` can continue with `config` and these data.
+
+    Returns:
+        The last checkpoint, the run's source and target vocabularies, and its manifest.
+
+    Raises:
+        TandemError: nothing to resume, or a config or data that differ from the run's.
+    """
+    model_dir = Path(model_dir)
+    manifest = read_manifest(model_dir) if model_dir.is_dir() else None
+    if manifest is None:
+        raise TandemError(f"{model_dir}: no training run to resume")
+    if is_complete(manifest):
+        raise TandemError(f"{model_dir}: training already finished; nothing to resume")
+    differences = config_differences(saved_config(model_dir), config)
+    if differences:
+        raise TandemError(
+            f"{model_dir}: --resume continues the run with its own config, but "
+            f"{'; '.join(differences)}; drop the changed options, or train into a new directory"
+        )
+    if manifest.get("train_data") != train_data:
+        raise TandemError(
+            f"{model_dir}: these data differ from the data the run started with "
+            f"({manifest.get('train_data', {}).get('pairs')} pairs); resume with the same data"
+        )
+    last = find_checkpoint(model_dir, LAST)
+    if last is None:
+        raise TandemError(
+            f"{model_dir}: no checkpoint to resume from (no epoch finished); "
+            "train without --resume to start over"
+        )
+    repair_best(model_dir, last)
+    source_vocab = Vocabulary.load(model_dir / SOURCE_VOCAB_FILE)
+    target_vocab = Vocabulary.load(model_dir / TARGET_VOCAB_FILE)
+    return last, source_vocab, target_vocab, manifest
+
+
+def repair_best(model_dir: Path, last: Checkpoint) -> None:
+    """Rewrite the best checkpoint when a kill fell between writing `last` and `best`.
+
+    The best is written right after the last of the same epoch, so the only way they can
+    disagree is a best epoch equal to the last one, missing from `best/`.
+    """
+    best = find_checkpoint(model_dir, BEST)
+    wanted = last.state.get("best_epoch")
+    if wanted == last.epoch and (best is None or best.epoch != wanted):
+        write_checkpoint(model_dir, BEST, last.state, copy_checkpoint_files(last.path))
+
+
+def _flatten(config: dict) -> dict:
+    return {
+        f"{section}.{key}": value
+        for section, values in config.items()
+        for key, value in values.items()
+    }

@@ -1,0 +1,346 @@
+"""Runs lose nothing: atomic checkpoints, kill -9 and Ctrl-C, resume, nan losses, the curve."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from tandem.cli import main
+from tandem.errors import ModelDirError
+from tandem.model_dir import load_model_dir, read_history
+from tandem.training.checkpoints import (
+    BEST,
+    LAST,
+    MARKERS_ENV,
+    PAUSE_ENV,
+    PAUSE_EPOCH_ENV,
+    checkpoint_root,
+    find_checkpoint,
+    write_checkpoint,
+)
+
+pytestmark = pytest.mark.slow
+
+WORDS = {"go": "va", "run": "cours", "stop": "arrête", "wait": "attends", "help": "aide"}
+WORDS |= {"jump": "saute", "see": "vois", "eat": "mange", "sing": "chante", "read": "lis"}
+PAIRS = [(f"{a} {b}.", f"{WORDS[a]} {WORDS[b]}.") for a, b in itertools.permutations(WORDS, 2)][:40]
+# Adam at 0.02 moves the loss visibly from one epoch to the next.
+CONFIG = {
+    "model": {"latent_dim": 8, "embedding_dim": 8},
+    "train": {
+        "epochs": 3,
+        "batch_size": 8,
+        "validation_split": 0.2,
+        "optimizer": "adam",
+        "learning_rate": 0.02,
+    },
+}
+COMPARED = ("loss", "val_loss", "accuracy", "val_accuracy", "learning_rate")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> dict:
+    """The data file, the config file, and a JAX compilation cache shared by the subprocesses."""
+    root = tmp_path_factory.mktemp("corpus")
+    data = root / "pairs.tsv"
+    data.write_text("".join(f"{s}\t{t}\n" for s, t in PAIRS), encoding="utf-8")
+    config = root / "config.json"
+    config.write_text(json.dumps(CONFIG), encoding="utf-8")
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "jax",
+        MARKERS_ENV: "1",
+        # Each subprocess would compile the same small programs again; a disk cache skips that.
+        "JAX_COMPILATION_CACHE_DIR": str(root / "jax-cache"),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1",
+    }
+    return {"data": str(data), "config": str(config), "env": env, "root": root}
+
+
+class Train:
+    """`python -m tandem train` in a subprocess; its stderr lines are collected as they come."""
+
+    def __init__(self, corpus: dict, output: Path, *flags: str, **env: str):
+        argv = [sys.executable, "-m", "tandem", "train", corpus["data"], "-o", str(output)]
+        self.process = subprocess.Popen(
+            [*argv, "--config", corpus["config"], "-q", *flags],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**corpus["env"], **env},
+        )
+        self.lines: queue.Queue = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stderr:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_for(self, text: str, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                self.process.kill()
+                raise AssertionError(f"no {text!r} in time: {''.join(self.seen)}") from None
+            if line is None:
+                raise AssertionError(f"exited before {text!r}: {''.join(self.seen)}")
+            self.seen.append(line)
+            if text in line:
+                return
+
+    def finish(self, timeout: float = 180) -> tuple[int, str]:
+        code = self.process.wait(timeout=timeout)
+        while (line := self.lines.get(timeout=10)) is not None:
+            self.seen.append(line)
+        return code, "".join(self.seen)
+
+
+def train_to_end(corpus: dict, output: Path, *flags: str) -> str:
+    code, err = Train(corpus, output, *flags).finish()
+    assert code == 0, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def reference(corpus) -> list[dict]:
+    """The history of the same run, never interrupted."""
+    output = corpus["root"] / "reference"
+    train_to_end(corpus, output)
+    return read_history(output / "history.csv")
+
+
+def assert_continues(history: list[dict], reference: list[dict]) -> None:
+    """One row per epoch, consecutive, with the uninterrupted run's values."""
+    assert [row["epoch"] for row in history] == list(range(CONFIG["train"]["epochs"]))
+    for row, expected in zip(history, reference, strict=True):
+        for key in COMPARED:
+            assert row[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-7), (row, expected)
+
+
+def assert_translates(model_dir: Path) -> None:
+    import tandem
+
+    translator = tandem.Translator.from_dir(model_dir)
+    assert len(translator.translate(["go run.", "see."])) == 2
+
+
+def test_kill_mid_epoch_then_resume(corpus, reference, tmp_path):
+    output = tmp_path / "model"
+    run = Train(corpus, output, **{"TANDEM_BATCH_PAUSE_SECONDS": "0.3"})
+    run.wait_for("checkpoint last epoch 1 written")
+    run.wait_for("epoch 2 begin")
+    time.sleep(0.4)  # inside epoch 2: its 4 batches take at least 1.2 s
+    run.process.kill()
+    run.finish()
+    assert find_checkpoint(output, LAST).epoch == 1
+    with pytest.raises(ModelDirError, match="training has not finished.*--resume"):
+        load_model_dir(output)
+
+    err = train_to_end(corpus, output, "--resume")
+    assert "resumed after epoch 1" in err
+    history = read_history(output / "history.csv")
+    assert_continues(history, reference)
+    # The curve continues: the first resumed epoch is the uninterrupted run's second epoch,
+    # clearly lower than a fresh start's first epoch.
+    assert history[1]["loss"] == pytest.approx(reference[1]["loss"], rel=1e-5)
+    assert reference[0]["loss"] - history[1]["loss"] > 0.05
+    assert_translates(output)
+
+
+def test_kill_during_checkpoint_write_then_resume(corpus, reference, tmp_path):
+    output = tmp_path / "model"
+    run = Train(corpus, output, **{PAUSE_ENV: "120", PAUSE_EPOCH_ENV: "2"})
+    run.wait_for("checkpoint last epoch 2 writing")
+    run.wait_for("checkpoint epoch 2 paused before the swap")
+    run.process.kill()
+    run.finish()
+    root = checkpoint_root(output)
+    assert (root / "last.tmp" / "state.json").is_file()  # written in full, never swapped in
+    assert find_checkpoint(output, LAST).epoch == 1
+
+    train_to_end(corpus, output, "--resume")
+    assert not (root / "last.tmp").exists()
+    assert_continues(read_history(output / "history.csv"), reference)
+    assert find_checkpoint(output, LAST).epoch == 3
+    assert_translates(output)
+
+
+def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(corpus, tmp_path, capsys):
+    output = tmp_path / "model"
+    run = Train(corpus, output, **{"TANDEM_BATCH_PAUSE_SECONDS": "0.3"})
+    run.wait_for("epoch 2 begin")
+    run.process.send_signal(signal.SIGINT)
+    code, err = run.finish()
+    assert code == 130 and "Traceback" not in err
+    message = err.strip().splitlines()[-1]
+    assert message.startswith("tandem: interrupted in epoch 2; kept the checkpoint of epoch 1")
+    assert "--resume" in message and str(checkpoint_root(output) / LAST) in message
+
+    # An unfinished run is never overwritten, and resumes only with its own config.
+    data, config = corpus["data"], corpus["config"]
+    assert main(["train", data, "-o", str(output), "--config", config, "-q"]) == 2
+    assert "unfinished training run (checkpoint after epoch 1); continue it with --resume" in (
+        capsys.readouterr().err
+    )
+    assert main(["train", data, "-o", str(output), "--resume", "--epochs", "5", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "train.epochs is 3 in config.json, 5 asked" in err and err.count("\n") == 1
+    other = Path(corpus["root"]) / "other.tsv"
+    other.write_text("".join(f"{s}\t{t}\n" for s, t in PAIRS[:-1]), encoding="utf-8")
+    assert main(["train", str(other), "-o", str(output), "--resume", "-q"]) == 2
+    assert "differ from the data the run started with" in capsys.readouterr().err
+
+
+def test_resume_with_nothing_to_resume(corpus, tmp_path, capsys):
+    data = corpus["data"]
+    assert main(["train", data, "-o", str(tmp_path / "none"), "--resume"]) == 2
+    assert "no training run to resume" in capsys.readouterr().err
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(corpus, tmp_path, capsys):
+    # A learning rate near float32's limit overflows the weights in the first epoch.
+    output = tmp_path / "model"
+    flags = ["--config", corpus["config"], "--learning-rate", "1e38", "-q"]
+    assert main(["train", corpus["data"], "-o", str(output), *flags]) == 2
+    err = capsys.readouterr().err
+    assert "loss became nan at epoch 1; no epoch ended with a finite loss" in err
+    assert err.count("\n") == 1 and find_checkpoint(output) is None
+    assert main(["train", corpus["data"], "-o", str(output), *flags, "--resume"]) == 2
+    assert "no checkpoint to resume from" in capsys.readouterr().err
+
+
+class PoisonWeights(keras.callbacks.Callback):
+    """Sets one weight to nan at the start of an epoch (stands in for a diverging run)."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.at_epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at_epoch:
+            variable = self.model.trainable_variables[0]
+            variable.assign(np.full(variable.shape, np.nan, dtype="float32"))
+
+
+def test_nan_weights_never_overwrite_the_last_good_checkpoint(tmp_path):
+    from tandem.config import Config
+    from tandem.training import TrainingDiverged, train
+
+    config = Config.from_dict(CONFIG).replace("train", epochs=2)
+    with pytest.raises(TrainingDiverged) as caught:
+        train(PAIRS, config, tmp_path, verbose=0, callbacks=[PoisonWeights(epoch=1)])
+    last = checkpoint_root(tmp_path) / LAST
+    assert (
+        str(caught.value) == f"loss became nan at epoch 2; last good checkpoint: epoch 1 in {last}"
+    )
+    checkpoint = find_checkpoint(tmp_path, LAST)
+    assert checkpoint.epoch == 1 and len(checkpoint.history()) == 1
+    weights = keras.saving.load_model(checkpoint.model_path, compile=False).get_weights()
+    assert all(np.isfinite(w).all() for w in weights)
+    assert len(read_history(tmp_path / "history.csv")) == 1  # no nan row
+
+    # The kept checkpoint resumes, optimizer state included, to the end.
+    result = train(PAIRS, config, tmp_path, resume=True, verbose=0)
+    assert [row["epoch"] for row in result.history] == [0, 1]
+    assert all(math.isfinite(row["loss"]) for row in result.history)
+
+
+def test_reload_restores_the_optimizer_state(corpus, reference):
+    from tandem.config import Config
+    from tandem.models import ModelDims, Seq2Seq
+    from tandem.training.checkpoints import restore_training_model
+
+    model_dir = Path(corpus["root"]) / "reference"
+    checkpoint = find_checkpoint(model_dir, LAST)
+    config = Config.load(model_dir / "config.json")
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    model = Seq2Seq(config.model, ModelDims(**manifest["dims"])).training_model
+    model.compile(optimizer=keras.optimizers.Adam(0.02), loss="sparse_categorical_crossentropy")
+    restore_training_model(model, checkpoint)
+    assert int(model.optimizer.iterations) == 3 * 4  # 3 epochs of 4 batches
+    saved = keras.saving.load_model(checkpoint.model_path, compile=False)
+    for restored, expected in zip(model.get_weights(), saved.get_weights(), strict=True):
+        np.testing.assert_array_equal(restored, expected)
+    assert find_checkpoint(model_dir, BEST).state["best_epoch"] == 3
+
+
+def test_learning_curve_is_a_png(corpus, reference):
+    model_dir = Path(corpus["root"]) / "reference"
+    assert (model_dir / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert manifest["complete"] is True and manifest["train_data"]["pairs"] == len(PAIRS)
+
+
+# -- the swap itself, without training -------------------------------------------------------
+
+
+def write_dummy(model_dir: Path, epoch: int, name: str = LAST) -> Path:
+    def fill(directory: Path) -> None:
+        (directory / "model.keras").write_text(f"weights of epoch {epoch}")
+
+    return write_checkpoint(model_dir, name, {"epoch": epoch}, fill)
+
+
+def test_swap_replaces_the_checkpoint_and_leaves_no_debris(tmp_path):
+    write_dummy(tmp_path, 1)
+    write_dummy(tmp_path, 2)
+    assert find_checkpoint(tmp_path).epoch == 2
+    assert sorted(p.name for p in checkpoint_root(tmp_path).iterdir()) == [LAST]
+
+
+def test_killed_between_the_renames_recovers_from_old(tmp_path):
+    write_dummy(tmp_path, 1)
+    root = checkpoint_root(tmp_path)
+    os.replace(root / LAST, root / "last.old")  # the state between the two renames
+    assert find_checkpoint(tmp_path).epoch == 1
+    write_dummy(tmp_path, 2)  # the next write keeps last.old until its own last is in place
+    assert find_checkpoint(tmp_path).epoch == 2 and not (root / "last.old").exists()
+
+
+def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path):
+    write_dummy(tmp_path, 1)
+
+    def broken(directory: Path) -> None:
+        (directory / "model.keras").write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        write_checkpoint(tmp_path, LAST, {"epoch": 2}, broken)
+    checkpoint = find_checkpoint(tmp_path)
+    assert checkpoint.epoch == 1
+    assert checkpoint.model_path.read_text() == "weights of epoch 1"
+    shutil.rmtree(checkpoint_root(tmp_path) / "last.tmp")
+
+
+def test_best_is_repaired_when_killed_between_last_and_best(tmp_path):
+    from tandem.training.resume import repair_best
+
+    write_dummy(tmp_path, 1, BEST)
+    write_checkpoint(
+        tmp_path,
+        LAST,
+        {"epoch": 2, "best_epoch": 2},
+        lambda d: (d / "model.keras").write_text("weights of epoch 2"),
+    )
+    repair_best(tmp_path, find_checkpoint(tmp_path, LAST))
+    best = find_checkpoint(tmp_path, BEST)
+    assert best.epoch == 2 and best.model_path.read_text() == "weights of epoch 2"

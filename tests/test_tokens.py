@@ -1,0 +1,43 @@
+"""Every token kind trains, saves and translates end to end (G2P: characters in, words out)."""
+
+import pytest
+
+from tandem import Translator
+from tandem.config import Config
+from tandem.training import train
+
+G2P_PAIRS = [
+    ("CAT", "K AE T"),
+    ("BAT", "B AE T"),
+    ("TAB", "T AE B"),
+    ("ACT", "AE K T"),
+    ("CAB", "K AE B"),
+    ("TACT", "T AE K T"),
+] * 3
+SENTENCES = [
+    ("the cat is red", "le chat est rouge"),
+    ("the dog is big", "le chien est grand"),
+    ("the cat is big", "le chat est grand"),
+    ("the dog is red", "le chien est rouge"),
+] * 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "pairs, source_tokens, target_tokens",
+    [(G2P_PAIRS, "char", "word"), (SENTENCES, "spm", "spm"), (SENTENCES, "word", "char")],
+)
+def test_token_kinds_end_to_end(tmp_path, pairs, source_tokens, target_tokens):
+    config = Config().replace(
+        "data", source_tokens=source_tokens, target_tokens=target_tokens, spm_vocab_size=30
+    )
+    config = config.replace("model", latent_dim=8, embedding_dim=8, attention="dot")
+    config = config.replace("train", epochs=1, batch_size=4, validation_split=0.0)
+    train(pairs, config, tmp_path / "model", verbose=0)
+    translator = Translator.from_dir(tmp_path / "model")
+    assert translator.source_vocab.kind == source_tokens
+    assert translator.target_vocab.kind == target_tokens
+    [translation] = translator.translate([pairs[0][0]])
+    assert isinstance(translation, str)
+    if target_tokens == "word":  # phonemes come back as space-separated words
+        assert all(token in translator.target_vocab.stoi for token in translation.split())

@@ -1,0 +1,194 @@
+"""Training options: gradient clipping, label smoothing, the plateau schedule; each with an effect."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+from tandem.cli import build_parser, main, train_config
+from tandem.config import Config, ConfigError, TrainConfig
+from tandem.model_dir import load_model_dir, read_history
+from tandem.training.losses import SparseLabelSmoothingCrossentropy, training_loss
+
+WORDS = {"go": "va", "run": "cours", "stop": "arrête", "wait": "attends", "help": "aide"}
+WORDS |= {"jump": "saute", "see": "vois", "eat": "mange", "sing": "chante", "read": "lis"}
+PAIRS = [(f"{a} {b}.", f"{WORDS[a]} {WORDS[b]}.") for a, b in itertools.permutations(WORDS, 2)][:40]
+
+
+def tiny_config(**train) -> Config:
+    config = Config().replace("model", latent_dim=8, embedding_dim=8)
+    return config.replace("train", **{"batch_size": 8, "validation_split": 0.2, **train})
+
+
+# -- validation ------------------------------------------------------------------------------
+
+
+def test_defaults_keep_the_previous_behaviour():
+    train = TrainConfig()
+    assert train.gradient_clip_norm is None and train.label_smoothing == 0.0
+    assert train.lr_schedule == "constant"
+    assert training_loss(0.0) == "sparse_categorical_crossentropy"  # the loss as before
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"gradient_clip_norm": 0}, "train.gradient_clip_norm must be > 0"),
+        ({"gradient_clip_norm": -1.0}, "train.gradient_clip_norm must be > 0"),
+        ({"gradient_clip_norm": "1"}, "train.gradient_clip_norm must be > 0"),
+        ({"label_smoothing": 1.0}, r"train.label_smoothing must be in \[0, 1\)"),
+        ({"label_smoothing": -0.1}, r"train.label_smoothing must be in \[0, 1\)"),
+        ({"label_smoothing": True}, r"train.label_smoothing must be in \[0, 1\)"),
+        ({"lr_schedule": "cosine"}, "train.lr_schedule must be one of constant, plateau"),
+        ({"lr_patience": 0}, "train.lr_patience must be a positive integer"),
+        ({"lr_factor": 1.0}, r"train.lr_factor must be in \(0, 1\)"),
+        ({"lr_factor": 0}, r"train.lr_factor must be in \(0, 1\)"),
+        ({"learning_rate": float("nan")}, "train.learning_rate must be > 0"),
+    ],
+)
+def test_bad_values_name_the_key(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        Config.from_dict({"train": changes})
+
+
+def test_flags_reach_the_config():
+    args = build_parser().parse_args(
+        [
+            "train",
+            "data.tsv",
+            "-o",
+            "model",
+            "--gradient-clip-norm",
+            "1.5",
+            "--label-smoothing",
+            "0.1",
+            "--lr-schedule",
+            "plateau",
+            "--lr-patience",
+            "2",
+            "--lr-factor",
+            "0.25",
+        ]
+    )
+    train = train_config(args).train
+    assert (train.gradient_clip_norm, train.label_smoothing) == (1.5, 0.1)
+    assert (train.lr_schedule, train.lr_patience, train.lr_factor) == ("plateau", 2, 0.25)
+    assert train_config(build_parser().parse_args(["train", "d", "-o", "m"])).train == TrainConfig()
+
+
+def test_bad_flag_value_is_one_line_and_exit_2(tmp_path, capsys):
+    code = main(["train", str(tmp_path / "x.tsv"), "-o", str(tmp_path / "m"), "--lr-factor", "2"])
+    err = capsys.readouterr().err
+    assert code == 2 and "train.lr_factor must be in (0, 1)" in err and err.count("\n") == 1
+
+
+# -- label smoothing -------------------------------------------------------------------------
+
+
+def test_label_smoothing_matches_keras_categorical_crossentropy():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(7), size=(3, 5)).astype("float32")  # (batch, steps, vocab)
+    ids = rng.integers(0, 7, size=(3, 5))
+    one_hot = np.eye(7, dtype="float32")[ids]
+    for smoothing in (0.0, 0.1, 0.3):
+        ours = SparseLabelSmoothingCrossentropy(smoothing)(ids, probs)
+        keras_loss = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
+        assert float(ours) == pytest.approx(float(keras_loss(one_hot, probs)), rel=1e-5)
+    plain = keras.losses.SparseCategoricalCrossentropy()(ids, probs)
+    assert float(SparseLabelSmoothingCrossentropy(0.0)(ids, probs)) == pytest.approx(
+        float(plain), rel=1e-6
+    )
+    config = SparseLabelSmoothingCrossentropy(0.2).get_config()
+    assert SparseLabelSmoothingCrossentropy.from_config(config).label_smoothing == 0.2
+
+
+@pytest.fixture(scope="module")
+def one_clipped_step(tmp_path_factory):
+    """One SGD step (one batch, one epoch) at learning rate 1, gradients clipped to 1e-3."""
+    from tandem.training import train
+
+    output = tmp_path_factory.mktemp("clipped")
+    config = tiny_config(
+        epochs=1, batch_size=32, optimizer="sgd", learning_rate=1.0, gradient_clip_norm=1e-3
+    )
+    result = train(PAIRS, config, output, verbose=0)
+    return config, output, result
+
+
+@pytest.mark.slow
+def test_gradient_clipping_bounds_every_update(one_clipped_step):
+    from tandem.models import ModelDims, Seq2Seq
+
+    config, output, result = one_clipped_step
+    loaded = load_model_dir(output)
+    # The initial weights, rebuilt as the trainer built them (seeded just before the model).
+    keras.utils.set_random_seed(config.train.seed)
+    initial = Seq2Seq(config.model, ModelDims(**loaded.manifest["dims"])).training_model
+    changes = [
+        float(np.linalg.norm(after - before))
+        for before, after in zip(
+            initial.get_weights(), loaded.model.training_model.get_weights(), strict=True
+        )
+    ]
+    assert max(changes) <= 1e-3 * 1.001  # learning rate 1 x clip norm 1e-3, per tensor
+    assert max(changes) > 1e-4  # and it did train
+    with zipfile.ZipFile(output / "model.keras") as archive:
+        saved = json.loads(archive.read("config.json"))
+    assert saved["compile_config"]["optimizer"]["config"]["clipnorm"] == 1e-3
+
+
+@pytest.mark.slow
+def test_label_smoothing_changes_the_loss(one_clipped_step, tmp_path):
+    from tandem.training import train
+
+    config, _, plain = one_clipped_step
+    # The only batch's loss is computed before the step, so clipping does not change it; the
+    # untrained model is near uniform, where smoothing moves the loss only a little.
+    smoothed = train(PAIRS, config.replace("train", label_smoothing=0.3), tmp_path, verbose=0)
+    assert abs(smoothed.history[0]["loss"] - plain.history[0]["loss"]) > 1e-5
+    assert smoothed.history[0]["accuracy"] == plain.history[0]["accuracy"]  # same predictions
+    with zipfile.ZipFile(tmp_path / "model.keras") as archive:
+        loss = json.loads(archive.read("config.json"))["compile_config"]["loss"]
+    assert loss["class_name"] == "SparseLabelSmoothingCrossentropy"
+    assert loss["config"]["label_smoothing"] == 0.3
+
+
+# -- the plateau schedule --------------------------------------------------------------------
+
+
+class StopAt(keras.callbacks.Callback):
+    """Ctrl-C at the start of an epoch."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.at_epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at_epoch:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.slow
+def test_plateau_cuts_the_learning_rate_and_the_cut_survives_a_resume(tmp_path):
+    from tandem.training import TrainingInterrupted, train
+
+    # At 1e-30 the weights never change, so val_loss is flat from the first epoch on.
+    config = tiny_config(
+        epochs=4,
+        optimizer="sgd",
+        learning_rate=1e-30,
+        lr_schedule="plateau",
+        lr_patience=1,
+        lr_factor=0.5,
+    )
+    with pytest.raises(TrainingInterrupted, match="kept the checkpoint of epoch 3"):
+        train(PAIRS, config, tmp_path, verbose=0, callbacks=[StopAt(epoch=3)])
+    result = train(PAIRS, config, tmp_path, resume=True, verbose=0)
+    rates = [row["learning_rate"] for row in read_history(tmp_path / "history.csv")]
+    assert rates == pytest.approx([1e-30, 1e-30, 5e-31, 2.5e-31], rel=1e-6)
+    assert result.initial_epoch == 3 and len(result.history) == 4
