@@ -125,3 +125,64 @@ def test_module_entry_point_has_no_traceback(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.startswith("tandem: error:") and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        (["--preset", "seed"], {"inputs": "one_hot", "mask_padding": False, "attention": "none"}),
+        (
+            [
+                "--cell",
+                "gru",
+                "--layers",
+                "2",
+                "--dropout",
+                "0.1",
+                "--bidirectional",
+                "--attention",
+                "bahdanau",
+                "--input-feeding",
+                "--embedding-dim",
+                "6",
+            ],
+            {
+                "cell": "gru",
+                "num_layers": 2,
+                "bidirectional": True,
+                "attention": "bahdanau",
+                "input_feeding": True,
+                "embedding_dim": 6,
+                "mask_padding": True,
+            },
+        ),
+    ],
+)
+def test_train_model_flags_reach_the_model(tmp_path, capsys, tiny_tsv, flags, expected):
+    model = tmp_path / "model"
+    code, _, err = run(
+        capsys,
+        "train",
+        str(tiny_tsv),
+        "-o",
+        str(model),
+        "--epochs",
+        "1",
+        "--latent-dim",
+        "8",
+        "--batch-size",
+        "4",
+        "-q",
+        *flags,
+    )
+    assert code == 0, err
+    config = json.loads((model / "config.json").read_text())["model"]
+    assert {key: config[key] for key in expected} == expected
+    code, out, _ = run(capsys, "translate", str(model), "Go.", "--beam", "2", "--format", "tsv")
+    assert code == 0 and out.startswith("Go.\t")
+
+
+def test_input_feeding_without_attention_is_refused(tmp_path, capsys, tiny_tsv):
+    code, _, err = run(capsys, "train", str(tiny_tsv), "-o", str(tmp_path / "m"), "--input-feeding")
+    assert code == 2 and "input_feeding needs attention" in err

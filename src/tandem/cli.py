@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
 
 from tandem import __version__
 from tandem.config import (
+    ATTENTIONS,
+    CELLS,
+    INPUTS,
     LR_SCHEDULES,
     OPTIMIZERS,
     OVERLONG,
@@ -34,6 +38,8 @@ def train_config(args: argparse.Namespace):
         config = saved_config(args.output)  # so --resume alone continues with the run's config
     else:
         config = Config()
+    if args.preset == "seed":
+        config = dataclasses.replace(config, model=ModelConfig.seed())
     config = config.replace(
         "data",
         max_samples=args.max_samples,
@@ -42,8 +48,21 @@ def train_config(args: argparse.Namespace):
         skip_bad_lines=args.skip_bad_lines or None,
         source_tokens=args.source_tokens,
         target_tokens=args.target_tokens,
+        spm_vocab_size=args.spm_vocab_size,
     )
-    config = config.replace("model", latent_dim=args.latent_dim)
+    config = config.replace(
+        "model",
+        latent_dim=args.latent_dim,
+        cell=args.cell,
+        inputs=args.inputs,
+        embedding_dim=args.embedding_dim,
+        mask_padding=False if args.no_masking else None,
+        num_layers=args.layers,
+        dropout=args.dropout,
+        bidirectional=args.bidirectional or None,
+        attention=args.attention,
+        input_feeding=args.input_feeding or None,
+    )
     return config.replace(
         "train",
         epochs=args.epochs,
@@ -214,7 +233,42 @@ def build_parser() -> argparse.ArgumentParser:
         choices=TOKEN_KINDS,
         help=f"target tokens (default: {DATA.target_tokens})",
     )
-    train.add_argument("--latent-dim", type=int, help=f"state size (default: {MODEL.latent_dim})")
+    model = train.add_argument_group("model")
+    model.add_argument(
+        "--preset",
+        choices=("seed",),
+        help="seed: the classic Keras example's model exactly (one-hot inputs, one LSTM layer "
+        "per side, padding not masked); other model flags still apply on top",
+    )
+    model.add_argument("--latent-dim", type=int, help=f"state size (default: {MODEL.latent_dim})")
+    model.add_argument("--cell", choices=CELLS, help=f"recurrent cell (default: {MODEL.cell})")
+    model.add_argument(
+        "--inputs", choices=INPUTS, help=f"token representation (default: {MODEL.inputs})"
+    )
+    model.add_argument(
+        "--embedding-dim", type=int, help=f"embedding size (default: {MODEL.embedding_dim})"
+    )
+    model.add_argument(
+        "--no-masking", action="store_true", help="train on padding as the classic example does"
+    )
+    model.add_argument(
+        "--layers", type=int, help=f"stacked layers per side (default: {MODEL.num_layers})"
+    )
+    model.add_argument(
+        "--dropout", type=float, help=f"dropout between layers (default: {MODEL.dropout})"
+    )
+    model.add_argument("--bidirectional", action="store_true", help="bidirectional encoder")
+    model.add_argument(
+        "--attention", choices=ATTENTIONS, help=f"attention score (default: {MODEL.attention})"
+    )
+    model.add_argument(
+        "--input-feeding", action="store_true", help="feed attentional vectors back (Luong)"
+    )
+    train.add_argument(
+        "--spm-vocab-size",
+        type=int,
+        help=f"SentencePiece pieces per spm side (default: {DATA.spm_vocab_size})",
+    )
     train.add_argument("--epochs", type=int, help=f"epochs (default: {TRAIN.epochs})")
     train.add_argument("--batch-size", type=int, help=f"batch size (default: {TRAIN.batch_size})")
     train.add_argument(

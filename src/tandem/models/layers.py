@@ -172,13 +172,20 @@ class InputFeedingDecoder(keras.layers.Layer):
             states[i : i + self.state_size] for i in range(0, len(states) - 1, self.state_size)
         ]
 
-        def step(carry, x):  # x: (batch, features)
+        time_major = ops.transpose(inputs, (1, 0, 2))  # (steps, batch, features)
+        # Dropout masks are drawn before the loop: random state cannot change inside a scan.
+        keep = ops.ones((*ops.shape(time_major)[:2], max(self.num_layers - 1, 1), self.units))
+        if self.dropout_layer is not None:
+            keep = self.dropout_layer(keep, training=training)  # (steps, batch, layers-1, units)
+
+        def step(carry, x):  # x: (batch, features), keep: (batch, layers - 1, units)
             grouped, feed = carry
+            x, keep = x
             y = ops.concatenate([x, feed], axis=-1)
             new_grouped = []
             for i, (cell, cell_states) in enumerate(zip(self.cells, grouped, strict=True)):
-                if i and self.dropout_layer is not None:
-                    y = self.dropout_layer(y, training=training)
+                if i:
+                    y = y * keep[:, i - 1]
                 y, cell_states = cell(y, list(cell_states), training=training)
                 new_grouped.append(
                     list(cell_states) if isinstance(cell_states, (list, tuple)) else [cell_states]
@@ -187,9 +194,7 @@ class InputFeedingDecoder(keras.layers.Layer):
             feed = attentional[:, 0]  # (batch, units)
             return (new_grouped, feed), (feed, weights[:, 0])
 
-        (grouped, feed), (outputs, weights) = ops.scan(
-            step, (grouped, feed), ops.transpose(inputs, (1, 0, 2))
-        )
+        (grouped, feed), (outputs, weights) = ops.scan(step, (grouped, feed), (time_major, keep))
         outputs = ops.transpose(outputs, (1, 0, 2))  # (batch, steps, units)
         weights = ops.transpose(weights, (1, 0, 2))  # (batch, steps, source_steps)
         return [outputs, weights] + [s for group in grouped for s in group] + [feed]
