@@ -192,3 +192,23 @@ def test_plateau_cuts_the_learning_rate_and_the_cut_survives_a_resume(tmp_path):
     rates = [row["learning_rate"] for row in read_history(tmp_path / "history.csv")]
     assert rates == pytest.approx([1e-30, 1e-30, 5e-31, 2.5e-31], rel=1e-6)
     assert result.initial_epoch == 3 and len(result.history) == 4
+
+
+@pytest.mark.slow
+def test_validation_score_is_logged_every_n_epochs(tmp_path):
+    from tandem.model_dir import read_history
+    from tandem.training import train
+
+    pairs = [(f"w{i}", f"m{i}") for i in range(12)] + [("w0", "m0bis")]
+    config = Config().replace("model", latent_dim=8, embedding_dim=8)
+    config = config.replace("train", epochs=3, batch_size=4, validation_split=0.4, score_every=2)
+    train(pairs, config, tmp_path / "chars", verbose=0)
+    history = read_history(tmp_path / "chars" / "history.csv")
+    assert ["val_chrf" in row for row in history] == [False, True, False]
+    assert 0.0 <= history[1]["val_chrf"] <= 100.0
+
+    phonemes = [(word, " ".join(word.upper())) for word in ("cat", "bat", "tab", "act", "cab")]
+    config = config.replace("data", target_tokens="word").replace("train", score_every=1)
+    train(phonemes * 2, config, tmp_path / "words", verbose=0)
+    history = read_history(tmp_path / "words" / "history.csv")
+    assert all(0.0 <= row["val_wer"] <= 100.0 and "val_per" in row for row in history)

@@ -77,6 +77,7 @@ def train_config(args: argparse.Namespace):
         lr_schedule=args.lr_schedule,
         lr_patience=args.lr_patience,
         lr_factor=args.lr_factor,
+        score_every=args.score_every,
     )
 
 
@@ -322,6 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue the unfinished run in --output from its last checkpoint (same data, "
         "same options)",
+    )
+    train.add_argument(
+        "--score-every",
+        type=int,
+        metavar="N",
+        help="greedy-decode the validation split every N epochs and log val_chrf "
+        "(val_wer/val_per for word targets); default: off",
     )
     train.add_argument("-q", "--quiet", action="store_true", help="no per-epoch progress")
     train.set_defaults(run=cmd_train)

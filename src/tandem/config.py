@@ -97,6 +97,8 @@ class TrainConfig:
     lr_schedule: str = "constant"  # constant | plateau (cut the rate when val_loss stops falling)
     lr_patience: int = 3  # plateau: flat epochs before the learning rate is cut
     lr_factor: float = 0.5  # plateau: the learning rate is multiplied by this at each cut
+    score_every: int | None = None  # greedy-decode the validation split every N epochs and
+    # log val_chrf (val_wer and val_per for word targets); None: off
 
     def __post_init__(self):
         _check_positive(self, "epochs")
@@ -118,6 +120,7 @@ class TrainConfig:
                 f"train.label_smoothing must be in [0, 1), got {self.label_smoothing!r}"
             )
         _check_choice(self, "lr_schedule", LR_SCHEDULES)
+        _check_positive(self, "score_every", allow_none=True)
         _check_positive(self, "lr_patience")
         if not _is_number(self.lr_factor, low=0.0, high=1.0):
             raise ConfigError(f"train.lr_factor must be in (0, 1), got {self.lr_factor!r}")

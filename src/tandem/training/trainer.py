@@ -11,7 +11,8 @@ from pathlib import Path
 import keras
 
 from tandem.config import Config
-from tandem.data.batching import encode_pairs
+from tandem.data.batching import encode_pairs, encode_sources
+from tandem.data.reading import group_references
 from tandem.data.vocabulary import Vocabulary
 from tandem.errors import TandemError
 from tandem.model_dir import (
@@ -40,6 +41,7 @@ from tandem.training.checkpoints import (
 )
 from tandem.training.losses import training_loss
 from tandem.training.resume import data_fingerprint, open_resumed_run, start_fresh_run
+from tandem.training.validation import ValidationScore
 
 __all__ = ["EpochTimer", "TrainResult", "TrainingDiverged", "TrainingInterrupted", "train"]
 
@@ -218,6 +220,7 @@ def train(
         LearningRateLogger(),
         *([InterruptionTestHooks()] if InterruptionTestHooks.wanted() else []),
         *[callback for callback in (lr_plateau, early_stopping) if callback is not None],
+        *_validation_scores(config, model, kept[n_train:], source_vocab, target_vocab),
         checkpointer,
         *callbacks,
     ]
@@ -304,3 +307,15 @@ def _optimizer(config: Config) -> keras.optimizers.Optimizer:
     if config.train.gradient_clip_norm is not None:
         options["clipnorm"] = config.train.gradient_clip_norm
     return kinds[config.train.optimizer](**options)
+
+
+def _validation_scores(config, model, validation_pairs, source_vocab, target_vocab) -> list:
+    """The decoding-based validation callback, when asked for and there is validation data."""
+    if config.train.score_every is None or not validation_pairs:
+        return []
+    grouped = group_references(validation_pairs)
+    source_ids, _ = encode_sources(
+        [source for source, _ in grouped], source_vocab, model.dims.max_encoder_seq_length
+    )
+    references = [refs for _, refs in grouped]
+    return [ValidationScore(model, source_ids, references, target_vocab, config.train.score_every)]
