@@ -43,9 +43,14 @@ ATTENTION = ModelConfig(
     dropout=0.2,
     num_layers=2,
 )
-# The seed regime has 10,000 pairs: a smaller attention model fits it better.
+# The seed regime has 10,000 short pairs: a smaller, regularised attention model fits it better.
 SMALL_ATTENTION = ModelConfig(
-    latent_dim=256, embedding_dim=128, bidirectional=True, attention="general"
+    latent_dim=256,
+    embedding_dim=128,
+    bidirectional=True,
+    attention="general",
+    num_layers=2,
+    dropout=0.3,
 )
 RUNS = {
     "seed": (ModelConfig.seed(), TrainConfig(epochs=100, patience=5)),
@@ -55,14 +60,21 @@ RUNS = {
     ),
     "seed-regime": (
         SMALL_ATTENTION,
-        TrainConfig(optimizer="adam", epochs=100, patience=5, gradient_clip_norm=1.0),
+        TrainConfig(
+            optimizer="adam", epochs=100, patience=5, gradient_clip_norm=1.0, label_smoothing=0.1
+        ),
     ),
 }
 
 
 def run(name: str, args, train_pairs, dev_pairs, test_grouped) -> dict:
     model_config, train_config = RUNS[name]
-    split = validation_split_for(len(train_pairs), len(dev_pairs))
+    if name == "seed-regime":
+        # As the example (and the seed benchmark): validate on the last 20% of the 10,000, so
+        # the vocabulary and length range, hence the eligible test sources, are the same.
+        dev_pairs, split = [], 0.2
+    else:
+        split = validation_split_for(len(train_pairs), len(dev_pairs))
     config = Config(model=model_config, train=train_config).replace("train", validation_split=split)
     model_dir = Path(args.model_root) / name
     start = time.perf_counter()
