@@ -40,3 +40,6 @@ bench-tatoeba: $(STAMP)
 
 bench-g2p: $(STAMP)
 	$(BIN)/python benchmarks/bench_g2p.py --output benchmarks/results/g2p.json
+
+bench-train: $(STAMP)
+	$(BIN)/python benchmarks/bench_train.py --output benchmarks/results/train.json

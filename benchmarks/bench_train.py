@@ -1,0 +1,235 @@
+"""Training speed: the example's training script against tandem's, on the seed data and model.
+
+In one run: target tokens (padding excluded) trained per second by a faithful re-implementation
+of the original script (whole-corpus one-hot arrays padded to the longest sentence, fit with
+batch 64 and validation split 0.2), and by tandem (length-bucketed batches, padding masked,
+one-hot expanded a batch at a time); tandem's wall time until its greedy test chrF reaches the
+original's 26.5; and peak memory of one tandem epoch on 10,000 pairs and on the full corpus.
+
+    python benchmarks/bench_train.py --output benchmarks/results/train.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import tandem  # noqa: E402, F401  (sets the Keras backend)
+from common import TATOEBA, machine, require, write_json  # noqa: E402
+from tandem.config import Config, ModelConfig  # noqa: E402
+from tandem.data.batching import encode_pairs, encode_sources  # noqa: E402
+from tandem.data.reading import group_references, read_pairs  # noqa: E402
+from tandem.data.vocabulary import Vocabulary  # noqa: E402
+from tandem.decoding import compile_stateless, greedy_search  # noqa: E402
+from tandem.evaluation import score  # noqa: E402
+from tandem.models import ModelDims, Seq2Seq  # noqa: E402
+from tandem.training import train  # noqa: E402
+
+ORIGINAL_CHRF = 26.5
+
+
+def seed_dims(pairs):
+    source = Vocabulary.build([s for s, _ in pairs])
+    target = Vocabulary.build([t for _, t in pairs])
+    dims = ModelDims(
+        len(source), len(target), max(len(s) for s, _ in pairs), max(len(t) for _, t in pairs) + 2
+    )
+    return source, target, dims
+
+
+def original_tokens_per_s(pairs, epochs: int) -> dict:
+    """The example's script: one-hot arrays for the whole corpus, fit(batch 64, split 0.2)."""
+    source, target, dims = seed_dims(pairs)
+    encoded = encode_pairs(
+        pairs, source, target, dims.max_encoder_seq_length, dims.max_decoder_seq_length
+    )
+    eye_s = np.eye(dims.num_encoder_tokens, dtype="float32")
+    eye_t = np.eye(dims.num_decoder_tokens, dtype="float32")
+    encoder_input_data = eye_s[encoded.source_ids]
+    decoder_input_data = eye_t[encoded.decoder_input_ids]
+    decoder_target_data = eye_t[encoded.decoder_target_ids]
+    keras.utils.set_random_seed(0)
+    model = Seq2Seq(ModelConfig.seed(), dims).training_model
+    model.compile(optimizer="rmsprop", loss="categorical_crossentropy", metrics=["accuracy"])
+    seconds = []
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds.append(time.perf_counter() - self.start)
+
+    model.fit(
+        [encoder_input_data, decoder_input_data],
+        decoder_target_data,
+        batch_size=64,
+        epochs=epochs,
+        validation_split=0.2,
+        callbacks=[Timer()],
+        verbose=0,
+    )
+    n_train = len(pairs) - int(len(pairs) * 0.2)
+    tokens = int((encoded.decoder_target_ids[:n_train] != 0).sum())
+    steady = float(np.median(seconds[1:])) if len(seconds) > 1 else seconds[0]
+    return {
+        "seconds_per_epoch": steady,
+        "epoch_seconds": seconds,
+        "target_tokens_per_epoch": tokens,
+        "tokens_per_s": tokens / steady,
+        "one_hot_arrays_mb": (
+            encoder_input_data.nbytes + decoder_input_data.nbytes + decoder_target_data.nbytes
+        )
+        / 2**20,
+    }
+
+
+class TestChrf(keras.callbacks.Callback):
+    """After each epoch: greedy chrF on the eligible test sources; stop once it reaches target."""
+
+    def __init__(self, config, dims, sources, references, target_vocab, target):
+        super().__init__()
+        self.config, self.dims = config, dims
+        self.sources, self.references = sources, references
+        self.target_vocab, self.target = target_vocab, target
+        self.scores, self.reached_at = [], None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not hasattr(self, "decode"):
+            model = Seq2Seq.from_training_model(self.config.model, self.dims, self.model)
+            batch = len(self.sources)
+
+            def decode(ids):
+                return greedy_search(
+                    model.step, model.encode(ids), batch, self.dims.max_decoder_seq_length
+                )
+
+            self.decode = compile_stateless(decode, model.variables)
+        ids = np.asarray(self.decode(self.sources))
+        chrf = score([self.target_vocab.decode(row) for row in ids], self.references)["chrf"]
+        self.scores.append(chrf)
+        if chrf >= self.target and self.reached_at is None:
+            self.reached_at = epoch + 1
+            self.model.stop_training = True
+
+
+def peak_rss_mb(data: Path, samples: int | None) -> float:
+    """Peak RSS of one tandem training epoch (seed architecture, masked) in its own process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "config.json"
+        Config(model=ModelConfig(inputs="one_hot")).save(config)
+        command = [
+            sys.executable,
+            "-m",
+            "tandem",
+            "train",
+            str(data),
+            "-o",
+            f"{tmp}/m",
+            "--config",
+            str(config),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "128",
+            "-q",
+        ]
+        if samples:
+            command += ["--max-samples", str(samples)]
+        script = (
+            "import resource, subprocess; "
+            f"subprocess.run({command!r}, check=True); "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", script], check=True, capture_output=True, text=True
+        ).stdout
+    return int(out.strip().splitlines()[-1]) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", help="write the JSON result here too")
+    parser.add_argument("--original-epochs", type=int, default=4)
+    parser.add_argument("--max-epochs", type=int, default=60)
+    parser.add_argument("--batch-size", type=int, default=128)
+    args = parser.parse_args()
+    train_path = require(TATOEBA / "train.tsv")
+    pairs = read_pairs(train_path, max_samples=10_000).pairs
+
+    original = original_tokens_per_s(pairs, args.original_epochs)
+
+    source_vocab, target_vocab, dims = seed_dims(pairs)
+    grouped = group_references(read_pairs(require(TATOEBA / "test.tsv")).pairs)
+    eligible = [
+        (s, r)
+        for s, r in grouped
+        if len(s) <= dims.max_encoder_seq_length and not source_vocab.unknown_tokens(s)
+    ]
+    source_ids, _ = encode_sources(
+        [s for s, _ in eligible], source_vocab, dims.max_encoder_seq_length
+    )
+    # The seed architecture (one-hot inputs, one LSTM per side, latent 256, rmsprop) with
+    # padding masked and length-bucketed, larger batches.
+    config = Config(model=ModelConfig(inputs="one_hot")).replace(
+        "train", epochs=args.max_epochs, batch_size=args.batch_size
+    )
+    quality = TestChrf(
+        config, dims, source_ids, [r for _, r in eligible], target_vocab, ORIGINAL_CHRF
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        result = train(pairs, config, Path(tmp) / "m", verbose=0, callbacks=[quality])
+    seconds = [row["seconds"] for row in result.history]
+    n_train = result.train_pairs
+    tokens = int(sum(len(t) + 1 for _, t in pairs[:n_train]))  # characters + end token
+    steady = float(np.median(seconds[1:]))
+    reached = quality.reached_at
+    original_100_epochs = 100 * original["seconds_per_epoch"]
+    rss_10k = peak_rss_mb(train_path, 10_000)
+    rss_full = peak_rss_mb(train_path, None)
+    full_pairs = len(read_pairs(train_path).pairs)
+
+    report = {
+        "benchmark": "train",
+        "command": "make bench-train",
+        "original": original,
+        "tandem": {
+            "batch_size": args.batch_size,
+            "seconds_per_epoch": steady,
+            "epoch_seconds": seconds,
+            "target_tokens_per_epoch": tokens,
+            "tokens_per_s": tokens / steady,
+            "test_chrf_per_epoch": quality.scores,
+            "epochs_to_original_chrf": reached,
+            "seconds_to_original_chrf": sum(seconds[:reached]) if reached else None,
+        },
+        "tokens_per_s_ratio": (tokens / steady) / original["tokens_per_s"],
+        "original_100_epoch_seconds": original_100_epochs,
+        "time_to_quality_ratio": (
+            sum(seconds[:reached]) / original_100_epochs if reached else None
+        ),
+        "peak_rss_mb_10k": rss_10k,
+        "peak_rss_mb_full_corpus": rss_full,
+        "full_corpus_pairs": full_pairs,
+        "n_test_sources": len(eligible),
+        "machine": machine(),
+    }
+    write_json(report, args.output)
+    print(
+        json.dumps({k: report[k] for k in ("tokens_per_s_ratio", "time_to_quality_ratio")}),
+        file=sys.stderr,
+    )
+
+
+if __name__ == "__main__":
+    main()
