@@ -10,7 +10,6 @@ the machine's float32 matmul rate, and peak memory of streaming a 100,000-line f
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +21,7 @@ import numpy as np  # noqa: E402
 
 import tandem  # noqa: E402
 from baseline import translate_one_by_one  # noqa: E402
-from common import ROOT, TATOEBA, machine, require, write_json  # noqa: E402
+from common import ROOT, TATOEBA, machine, peak_rss_mb, require, write_json  # noqa: E402
 from tandem.config import DecodeConfig  # noqa: E402
 from tandem.data.reading import group_references, read_pairs  # noqa: E402
 from tandem.data.vocabulary import END_ID  # noqa: E402
@@ -94,15 +93,7 @@ def stream_peak_rss_mb(model_dir: Path, lines: int, sources: list[str]) -> float
             "--progress",
             "off",
         ]
-        script = (
-            "import resource, subprocess, sys; "
-            f"subprocess.run({command!r}, check=True, stdout=subprocess.DEVNULL); "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
-        )
-        out = subprocess.run(
-            [sys.executable, "-c", script], check=True, capture_output=True, text=True
-        ).stdout
-    return int(out.strip()) / 1024  # ru_maxrss is in KiB on Linux
+        return peak_rss_mb(command)
 
 
 def main() -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,11 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import tandem  # noqa: E402, F401, I001  (sets the Keras backend before Keras is imported)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-
-import tandem  # noqa: E402, F401  (sets the Keras backend)
-from common import TATOEBA, machine, require, write_json  # noqa: E402
+from common import TATOEBA, machine, peak_rss_mb, require, write_json  # noqa: E402
 from tandem.config import Config, ModelConfig  # noqa: E402
 from tandem.data.batching import encode_pairs, encode_sources  # noqa: E402
 from tandem.data.reading import group_references, read_pairs  # noqa: E402
@@ -123,7 +121,7 @@ class TestChrf(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def peak_rss_mb(data: Path, samples: int | None) -> float:
+def training_peak_rss(data: Path, samples: int | None) -> float:
     """Peak RSS of one tandem training epoch (seed architecture, masked) in its own process."""
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.json"
@@ -144,17 +142,7 @@ def peak_rss_mb(data: Path, samples: int | None) -> float:
             "128",
             "-q",
         ]
-        if samples:
-            command += ["--max-samples", str(samples)]
-        script = (
-            "import resource, subprocess; "
-            f"subprocess.run({command!r}, check=True); "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
-        )
-        out = subprocess.run(
-            [sys.executable, "-c", script], check=True, capture_output=True, text=True
-        ).stdout
-    return int(out.strip().splitlines()[-1]) / 1024
+        return peak_rss_mb(command + (["--max-samples", str(samples)] if samples else []))
 
 
 def main() -> None:
@@ -195,8 +183,8 @@ def main() -> None:
     steady = float(np.median(seconds[1:]))
     reached = quality.reached_at
     original_100_epochs = 100 * original["seconds_per_epoch"]
-    rss_10k = peak_rss_mb(train_path, 10_000)
-    rss_full = peak_rss_mb(train_path, None)
+    rss_10k = training_peak_rss(train_path, 10_000)
+    rss_full = training_peak_rss(train_path, None)
     full_pairs = len(read_pairs(train_path).pairs)
 
     report = {

@@ -93,3 +93,18 @@ def model_facts(model_dir: Path) -> dict:
 def validation_split_for(n_train: int, n_dev: int) -> float:
     """The validation_split that makes the last `n_dev` of `n_train + n_dev` pairs the dev set."""
     return (n_dev + 0.5) / (n_train + n_dev)
+
+
+def peak_rss_mb(command: list[str]) -> float:
+    """Run `command` in a child of a fresh interpreter and return the child's peak RSS (MiB)."""
+    import subprocess
+
+    script = (
+        "import resource, subprocess; "
+        f"subprocess.run({command!r}, check=True, stdout=subprocess.DEVNULL); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], check=True, capture_output=True, text=True
+    ).stdout
+    return int(out.strip().splitlines()[-1]) / 1024  # ru_maxrss is in KiB on Linux

@@ -145,10 +145,11 @@ def assert_translates(model_dir: Path) -> None:
 
 def test_kill_mid_epoch_then_resume(corpus, reference, tmp_path):
     output = tmp_path / "model"
-    run = Train(corpus, output, **{"TANDEM_BATCH_PAUSE_SECONDS": "0.3"})
+    # Slow batches leave the signal seconds to land in epoch 2 even on a loaded machine.
+    run = Train(corpus, output, **{"TANDEM_BATCH_PAUSE_SECONDS": "1.0"})
     run.wait_for("checkpoint last epoch 1 written")
     run.wait_for("epoch 2 begin")
-    time.sleep(0.4)  # inside epoch 2: its 4 batches take at least 1.2 s
+    time.sleep(0.4)  # inside epoch 2: its 4 batches take at least 4 s
     run.process.kill()
     run.finish()
     assert find_checkpoint(output, LAST).epoch == 1
@@ -186,7 +187,8 @@ def test_kill_during_checkpoint_write_then_resume(corpus, reference, tmp_path):
 
 def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(corpus, tmp_path, capsys):
     output = tmp_path / "model"
-    run = Train(corpus, output, **{"TANDEM_BATCH_PAUSE_SECONDS": "0.3"})
+    # Slow batches leave the signal seconds to land in epoch 2 even on a loaded machine.
+    run = Train(corpus, output, **{"TANDEM_BATCH_PAUSE_SECONDS": "1.0"})
     run.wait_for("epoch 2 begin")
     run.process.send_signal(signal.SIGINT)
     code, err = run.finish()

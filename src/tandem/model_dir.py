@@ -235,18 +235,37 @@ def write_history(path: str | Path, rows: list[dict]) -> None:
     write_text_atomically(Path(path), buffer.getvalue())
 
 
-def _read_manifest(path: Path) -> dict:
+def read_versioned_json(
+    path: Path, kind: str, fmt: str, version_key: str, version: int, error: type[TandemError]
+) -> dict:
+    """Read a JSON object whose `format` must be `fmt` and whose `version_key` is `version`.
+
+    Args:
+        path: the file.
+        kind: what the file is, for messages ("manifest", "checkpoint state").
+        fmt: the expected value of its `format` key.
+        version_key: the key that holds its version.
+        version: the version this tandem reads.
+        error: the exception raised for a damaged or foreign file.
+    """
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelDirError(f"{path}: malformed manifest: {exc}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ModelDirError(f"{path}: not a tandem model manifest")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ModelDirError(
-            f"{path}: model format version {manifest.get('format_version')!r}, "
-            f"this tandem reads version {FORMAT_VERSION}"
+        raise error(f"{path}: malformed {kind}: {exc}") from None
+    if not isinstance(document, dict) or document.get("format") != fmt:
+        raise error(f"{path}: not a tandem {kind}")
+    if document.get(version_key) != version:
+        raise error(
+            f"{path}: {kind} version {document.get(version_key)!r}, this tandem reads version "
+            f"{version}"
         )
+    return document
+
+
+def _read_manifest(path: Path) -> dict:
+    manifest = read_versioned_json(
+        path, "model manifest", FORMAT, "format_version", FORMAT_VERSION, ModelDirError
+    )
     if not isinstance(manifest.get("dims"), dict):
         raise ModelDirError(f"{path}: manifest has no dims")
     return manifest

@@ -30,7 +30,13 @@ import keras
 import numpy as np
 
 from tandem.errors import TandemError
-from tandem.model_dir import fsync_dir, fsync_file, read_history, write_history
+from tandem.model_dir import (
+    fsync_dir,
+    fsync_file,
+    read_history,
+    read_versioned_json,
+    write_history,
+)
 
 CHECKPOINTS_DIR = "checkpoints"
 LAST, BEST = "last", "best"
@@ -163,18 +169,9 @@ def seed_generator_states(model: keras.Model) -> list:
 
 
 def _read_state(path: Path) -> dict:
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: malformed checkpoint state: {exc}") from None
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise CheckpointError(f"{path}: not a tandem checkpoint state")
-    if state.get("version") != STATE_VERSION:
-        raise CheckpointError(
-            f"{path}: checkpoint version {state.get('version')!r}, "
-            f"this tandem reads version {STATE_VERSION}"
-        )
-    return state
+    return read_versioned_json(
+        path, "checkpoint state", STATE_FORMAT, "version", STATE_VERSION, CheckpointError
+    )
 
 
 def _state_json(state: dict) -> str:
