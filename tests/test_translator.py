@@ -97,3 +97,56 @@ def test_sampling_repeats_itself_with_the_same_seed(translator):
     assert translator.translate(texts, strategy="sample", top_k=1, seed=9) == translator.translate(
         texts
     )
+
+
+def reference_log_probs(translator, source, tokens):
+    """Step the public decoder_model along `tokens` (a plain Python loop over the real graphs):
+    the log-probability of each token and the ids ranked at each step."""
+    import numpy as np
+
+    from tandem.data.vocabulary import START_ID
+
+    source_ids = np.array([translator.source_vocab.encode(source)], "int32")
+    states = list(translator.encoder_model.predict(source_ids, verbose=0))
+    previous, log_probs, rankings = START_ID, [], []
+    for token in tokens:
+        outputs = translator.decoder_model.predict([np.array([[previous]])] + states, verbose=0)
+        probs = outputs[0][0, 0]
+        log_probs.append(float(np.log(max(probs[token], 1e-30))))
+        rankings.append(list(np.argsort(-probs)))
+        states = list(outputs[1 : 1 + len(states)])
+        previous = token
+    return log_probs, rankings
+
+
+def output_ids(translator, text):
+    from tandem.data.vocabulary import END_ID
+
+    ids = translator.target_vocab.encode(text)
+    return ids + [END_ID] if len(ids) + 1 <= translator.max_target_length else ids
+
+
+def test_strategies_agree_with_a_reference_loop_over_the_decoder_model(translator):
+    sources = ["Go.", "Hello!", "I see."]
+    greedy = translator.translate(sources)
+    assert any(greedy)  # the tiny model says something, so the checks below have steps
+    for source, text in zip(sources, greedy, strict=True):
+        tokens = output_ids(translator, text)
+        _, rankings = reference_log_probs(translator, source, tokens)
+        # Greedy takes the decoder_model's most probable token at every step.
+        assert all(token == ranking[0] for token, ranking in zip(tokens, rankings, strict=True))
+
+        [beam] = translator.translate_stream([source], strategy="beam", beam_size=4)
+        best = beam.hypotheses[0]
+        log_probs, _ = reference_log_probs(translator, source, output_ids(translator, best.text))
+        # The beam's score is the decoder_model's log-probability of its output (alpha 0),
+        # and no lower than greedy's.
+        assert best.score == pytest.approx(sum(log_probs), abs=1e-3)
+        greedy_log_probs, _ = reference_log_probs(translator, source, tokens)
+        assert best.score >= sum(greedy_log_probs) - 1e-3
+
+        [sampled] = translator.translate([source], strategy="sample", top_k=3, seed=5)
+        sampled_ids = output_ids(translator, sampled)
+        _, rankings = reference_log_probs(translator, source, sampled_ids)
+        # Every sampled token is among the decoder_model's 3 most probable at its step.
+        assert all(t in r[:3] for t, r in zip(sampled_ids, rankings, strict=True))

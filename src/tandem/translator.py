@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from tandem.model_dir import LoadedModel, load_model_dir
 
 # Sentences read ahead and sorted by length, so a batch's sentences end at similar steps.
 WINDOW_BATCHES = 16
+# Batches decoded at the same time.
+DECODE_THREADS = max(1, min(2, os.cpu_count() or 1))
 # Masked models pad each batch's sources to a multiple of this, not to the longest source.
 SOURCE_BUCKET = 8
 
@@ -128,7 +132,7 @@ class Translator:
         source_ids, lengths = encode_sources(texts, self.source_vocab, self.max_source_length)
         self._check_lengths(texts, lengths, decode.overlong)
         order = np.argsort(-np.asarray(lengths), kind="stable")
-        results: list[Translation | None] = [None] * len(texts)
+        batches = []
         for start in range(0, len(texts), decode.batch_size):
             rows = order[start : start + decode.batch_size]
             # Fixed batch shapes keep one compiled program per decoding setting and source
@@ -139,9 +143,15 @@ class Translator:
                 steps = min(steps, -(-longest // SOURCE_BUCKET) * SOURCE_BUCKET)
             batch = np.zeros((decode.batch_size, steps), dtype=np.int32)
             batch[: len(rows)] = source_ids[rows, :steps]
-            tokens, scores = self._decode_batch(batch, decode, start // decode.batch_size)
-            for position, row in enumerate(rows):
-                results[row] = self._translation(texts[row], tokens[position], scores, position)
+            batches.append((rows, batch, start // decode.batch_size))
+        # Small batches leave cores idle; the backend releases the GIL, so two threads keep
+        # two batches computing at once.
+        with ThreadPoolExecutor(max_workers=DECODE_THREADS) as pool:
+            outputs = pool.map(lambda job: self._decode_batch(job[1], decode, job[2]), batches)
+            results: list[Translation | None] = [None] * len(texts)
+            for (rows, _, _), (tokens, scores) in zip(batches, outputs, strict=True):
+                for position, row in enumerate(rows):
+                    results[row] = self._translation(texts[row], tokens[position], scores, position)
         return results
 
     def _translation(self, source: str, tokens: np.ndarray, scores, position: int) -> Translation:
