@@ -150,3 +150,9 @@ def test_strategies_agree_with_a_reference_loop_over_the_decoder_model(translato
         _, rankings = reference_log_probs(translator, source, sampled_ids)
         # Every sampled token is among the decoder_model's 3 most probable at its step.
         assert all(t in r[:3] for t, r in zip(sampled_ids, rankings, strict=True))
+
+
+def test_samples_do_not_repeat_from_one_window_to_the_next(translator):
+    texts = ["Hello!"] * (2 * WINDOW_BATCHES)
+    samples = translator.translate(texts, strategy="sample", seed=1, batch_size=1)
+    assert samples[:WINDOW_BATCHES] != samples[WINDOW_BATCHES:]

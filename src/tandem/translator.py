@@ -120,15 +120,20 @@ class Translator:
         """
         decode = dataclasses.replace(decode or DecodeConfig(), **options)
         window: list[str] = []
+        first_batch = 0  # batches before this window, so samples never repeat across windows
         for text in texts:
             window.append(text)
             if len(window) == decode.batch_size * WINDOW_BATCHES:
-                yield from self._translate_window(window, decode)
+                yield from self._translate_window(window, decode, first_batch)
+                first_batch += WINDOW_BATCHES
                 window = []
         if window:
-            yield from self._translate_window(window, decode)
+            yield from self._translate_window(window, decode, first_batch)
 
-    def _translate_window(self, texts: list[str], decode: DecodeConfig) -> list[Translation]:
+    def _translate_window(
+        self, texts: list[str], decode: DecodeConfig, first_batch: int
+    ) -> list[Translation]:
+        """Decode one window of texts, numbering its batches from `first_batch`."""
         source_ids, lengths = encode_sources(texts, self.source_vocab, self.max_source_length)
         self._check_lengths(texts, lengths, decode.overlong)
         order = np.argsort(-np.asarray(lengths), kind="stable")
@@ -143,9 +148,10 @@ class Translator:
                 steps = min(steps, -(-longest // SOURCE_BUCKET) * SOURCE_BUCKET)
             batch = np.zeros((decode.batch_size, steps), dtype=np.int32)
             batch[: len(rows)] = source_ids[rows, :steps]
-            batches.append((rows, batch, start // decode.batch_size))
+            batches.append((rows, batch, first_batch + start // decode.batch_size))
         # Small batches leave cores idle; the backend releases the GIL, so two threads keep
-        # two batches computing at once.
+        # two batches computing at once. The search is compiled before the threads start.
+        self._decoder(decode, decode.max_length or self.max_target_length)
         with ThreadPoolExecutor(max_workers=DECODE_THREADS) as pool:
             outputs = pool.map(lambda job: self._decode_batch(job[1], decode, job[2]), batches)
             results: list[Translation | None] = [None] * len(texts)
