@@ -240,8 +240,9 @@ class Seq2Seq:
                 keras.Input(shape=(None, config.latent_dim), name="encoder_outputs_input"),
                 keras.Input(shape=(None,), dtype="bool", name="source_mask_input"),
             ]
+        memory_input, mask_input = memory_inputs if attention else (None, None)
         probs, new_states, weights, new_feed = self._decoder(
-            target, grouped, *(memory_inputs or [None, None]), None, *(feed_inputs or [None])
+            target, grouped, memory_input, mask_input, feed=feed_inputs[0] if feed_inputs else None
         )
         decoder_states = [s for states in new_states for s in states]
         decoder_states += ([new_feed] if feed_inputs else []) + memory_inputs
