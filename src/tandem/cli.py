@@ -84,7 +84,10 @@ def train_config(args: argparse.Namespace):
 def cmd_train(args: argparse.Namespace) -> int:
     from tandem.data.reading import read_pairs
     from tandem.training import TrainingInterrupted, train
+    from tandem.training.devices import initialize, parse_devices
 
+    devices = parse_devices(args.devices)
+    initialize()  # a multi-host run joins its processes before JAX computes anything
     config = train_config(args)
     data = read_pairs(
         args.data,
@@ -96,7 +99,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"skipped {data.skipped} bad lines in {data.path}", file=sys.stderr)
     try:
         result = train(
-            data.pairs, config, args.output, resume=args.resume, verbose=0 if args.quiet else 2
+            data.pairs,
+            config,
+            args.output,
+            resume=args.resume,
+            verbose=0 if args.quiet else 2,
+            devices=devices,
         )
     except TrainingInterrupted as exc:
         print(f"tandem: {exc}", file=sys.stderr)
@@ -330,6 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="greedy-decode the validation split every N epochs and log val_chrf "
         "(val_wer/val_per for word targets); default: off",
+    )
+    train.add_argument(
+        "--devices",
+        metavar="N|all",
+        help="data-parallel training on N devices (or all JAX sees), each taking an equal "
+        "share of every batch; default: one device",
     )
     train.add_argument("-q", "--quiet", action="store_true", help="no per-epoch progress")
     train.set_defaults(run=cmd_train)

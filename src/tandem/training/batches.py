@@ -7,6 +7,7 @@ import numpy as np
 
 from tandem.data.batching import EncodedPairs
 from tandem.data.vocabulary import PAD_ID
+from tandem.training.devices import ONE_DEVICE, Replicas
 
 # Masked models: batches are cut from length-sorted pools of this many batches, and padded to
 # a multiple of STEP_BUCKET steps, so few steps are padding and few shapes are compiled.
@@ -34,6 +35,9 @@ class OneHotBatches(keras.utils.PyDataset):
             not count in the loss or the metrics; batches are then also length-bucketed, each
             padded only as far as its longest pair needs (an unmasked model reads padding, so
             it always gets the full width, as the example trains).
+        replicas: data-parallel training: every batch is padded to a multiple of the replica
+            count with rows of weight 0 (so no pair is dropped and none counts twice), and this
+            process gets its share of the rows. Batches then always carry sample weights.
     """
 
     def __init__(
@@ -47,6 +51,7 @@ class OneHotBatches(keras.utils.PyDataset):
         *,
         one_hot: bool = True,
         mask_padding: bool = False,
+        replicas: Replicas = ONE_DEVICE,
     ):
         super().__init__()
         self.pairs = pairs
@@ -56,6 +61,7 @@ class OneHotBatches(keras.utils.PyDataset):
         self.shuffle = shuffle
         self.one_hot = one_hot
         self.mask_padding = mask_padding
+        self.replicas = replicas
         self.rng = np.random.default_rng(seed)
         self.source_lengths = (pairs.source_ids != PAD_ID).sum(axis=1)  # (pairs,)
         self.target_lengths = (pairs.decoder_input_ids != PAD_ID).sum(axis=1)  # (pairs,)
@@ -82,21 +88,39 @@ class OneHotBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index: int):
         rows = self.batches[index]
+        real = np.ones(len(rows), dtype=np.float32)  # (b,) 0 for rows that only fill a batch
+        filler = -len(rows) % self.replicas.count
+        if filler:
+            rows = np.concatenate([rows, np.repeat(rows[:1], filler)])
+            real = np.concatenate([real, np.zeros(filler, dtype=np.float32)])
         batch = self.pairs.take(rows)
         encoder_inputs, decoder_inputs = batch.source_ids, batch.decoder_input_ids  # (b, steps)
         targets = batch.decoder_target_ids  # (b, t)
         if self.mask_padding:
+            # From the whole batch, so that every process of a multi-host run cuts the same steps.
             source_steps = _bucket(self.source_lengths[rows].max(), encoder_inputs.shape[1])
             target_steps = _bucket(self.target_lengths[rows].max(), decoder_inputs.shape[1])
             encoder_inputs = encoder_inputs[:, :source_steps]
             decoder_inputs = decoder_inputs[:, :target_steps]
             targets = targets[:, :target_steps]
+        if filler:
+            # Keras divides a batch's loss by the steps it counts (all of them, or with masking
+            # the unpadded decoder inputs): the real rows weigh counted/real-counted, so the
+            # filler rows change neither the loss nor the gradient.
+            counted = (decoder_inputs != PAD_ID) if self.mask_padding else np.ones(targets.shape)
+            real *= counted.sum() / counted[: len(rows) - filler].sum()
+        if self.replicas.processes > 1:
+            mine = slice(self.replicas.process, None, self.replicas.processes)
+            encoder_inputs, decoder_inputs = encoder_inputs[mine], decoder_inputs[mine]
+            targets, real = targets[mine], real[mine]
         if self.one_hot:
             encoder_inputs = _one_hot(encoder_inputs, self.num_encoder_tokens)  # (b, s, S)
             decoder_inputs = _one_hot(decoder_inputs, self.num_decoder_tokens)  # (b, t, T)
-        if self.mask_padding:
-            weights = (targets != PAD_ID).astype(np.float32)  # (b, t)
-            return (encoder_inputs, decoder_inputs), targets, weights
+        if self.mask_padding or self.replicas.count > 1:
+            weights = real[:, None] * (
+                (targets != PAD_ID) if self.mask_padding else np.ones(targets.shape)
+            )
+            return (encoder_inputs, decoder_inputs), targets, weights.astype(np.float32)  # (b, t)
         return (encoder_inputs, decoder_inputs), targets
 
     def get_state(self) -> dict:

@@ -39,6 +39,7 @@ from tandem.training.checkpoints import (
     find_checkpoint,
     restore_training_model,
 )
+from tandem.training.devices import Replicas, data_parallel
 from tandem.training.losses import training_loss
 from tandem.training.resume import data_fingerprint, open_resumed_run, start_fresh_run
 from tandem.training.validation import ValidationScore
@@ -97,6 +98,7 @@ def train(
     resume: bool = False,
     verbose: int = 2,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    devices: int | str | None = None,
 ) -> TrainResult:
     """Train as the Keras example does, checkpointing every epoch, and save to `output_dir`.
 
@@ -113,6 +115,8 @@ def train(
             and `pairs` must be the run's own.
         verbose: Keras progress: 0 silent, 1 bar, 2 one line per epoch.
         callbacks: extra Keras callbacks.
+        devices: data-parallel training on this many devices ("all": every one JAX sees);
+            None trains on one device (see `tandem.training.devices`).
 
     Returns:
         TrainResult with the per-epoch history.
@@ -126,7 +130,19 @@ def train(
         >>> train(pairs, Config(), "models/fra")  # doctest: +SKIP
         >>> train(pairs, Config(), "models/fra", resume=True)  # after a kill  # doctest: +SKIP
     """
-    output_dir = Path(output_dir)
+    with data_parallel(devices, config.train.batch_size) as replicas:
+        return _train(pairs, config, Path(output_dir), resume, verbose, callbacks, replicas)
+
+
+def _train(
+    pairs: Sequence[tuple[str, str]],
+    config: Config,
+    output_dir: Path,
+    resume: bool,
+    verbose: int,
+    callbacks: Sequence[keras.callbacks.Callback],
+    replicas: Replicas,
+) -> TrainResult:
     train_data = data_fingerprint(pairs)
     checkpoint: Checkpoint | None = None
     if resume:
@@ -171,6 +187,7 @@ def train(
     inputs = {
         "one_hot": config.model.inputs == "one_hot",
         "mask_padding": config.model.mask_padding,
+        "replicas": replicas,
     }
     train_batches = OneHotBatches(
         encoded.take(slice(0, n_train)), *batch_args, seed=config.train.seed, **inputs

@@ -1,0 +1,155 @@
+"""Data-parallel training: batches every device can share, the same run as on one device."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from tandem.cli import main
+from tandem.config import ModelConfig
+from tandem.data.batching import encode_pairs
+from tandem.data.vocabulary import PAD_ID, Vocabulary
+from tandem.model_dir import read_history
+from tandem.models import ModelDims, Seq2Seq
+from tandem.training.batches import OneHotBatches
+from tandem.training.devices import Replicas
+
+PAIRS = [(f"{'ab' * (i % 7 + 1)}", f"{'cd' * (i % 5 + 1)}.") for i in range(29)]
+
+
+def encoded_pairs():
+    source, target = (
+        Vocabulary.build([s for s, _ in PAIRS]),
+        Vocabulary.build([t for _, t in PAIRS]),
+    )
+    return encode_pairs(PAIRS, source, target, 14, 13), len(source), len(target)
+
+
+@pytest.mark.parametrize("mask_padding", [True, False])
+def test_replicated_batches_split_evenly_and_keep_every_pair_once(mask_padding):
+    encoded, source_size, target_size = encoded_pairs()
+    batches = OneHotBatches(
+        encoded, source_size, target_size, 6, one_hot=False, mask_padding=mask_padding,
+        replicas=Replicas(count=4),
+    )  # fmt: skip
+    weighted_rows = []
+    for index in range(len(batches)):
+        (source, decoder_inputs), targets, weights = batches[index]
+        rows = batches.batches[index]
+        assert len(source) % 4 == 0 and len(source) == len(targets) == len(weights)
+        assert len(source) - len(rows) < 4
+        real = weights.sum(axis=1) > 0
+        assert real.sum() == len(rows)  # the filler rows weigh nothing
+        np.testing.assert_array_equal(
+            source[: len(rows)], encoded.source_ids[rows, : source.shape[1]]
+        )
+        weighted_rows += rows.tolist()
+        if mask_padding:
+            np.testing.assert_array_equal(weights > 0, (targets != PAD_ID) & real[:, None])
+    assert sorted(weighted_rows) == list(range(len(PAIRS)))
+
+
+@pytest.mark.parametrize("config", [ModelConfig(latent_dim=8, embedding_dim=4), ModelConfig.seed()])
+def test_filler_rows_change_neither_loss_nor_gradient(config):
+    encoded, source_size, target_size = encoded_pairs()
+    one_hot = config.inputs == "one_hot"
+    keras.utils.set_random_seed(0)
+    model = Seq2Seq(config, ModelDims(source_size, target_size, 14, 13)).training_model
+    model.compile(loss="sparse_categorical_crossentropy")
+    losses = []
+    for replicas in (Replicas(), Replicas(count=4)):
+        batches = OneHotBatches(
+            encoded, source_size, target_size, 5, shuffle=False, one_hot=one_hot,
+            mask_padding=config.mask_padding, replicas=replicas,
+        )  # fmt: skip
+        inputs, targets, *weights = batches[0]
+        assert len(targets) == (5 if replicas.count == 1 else 8)
+        losses.append(
+            model.evaluate(list(inputs), targets, sample_weight=(weights or [None])[0], verbose=0)
+        )
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+
+
+def test_each_process_feeds_its_share_of_the_same_steps():
+    encoded, source_size, target_size = encoded_pairs()
+    shares = [
+        OneHotBatches(
+            encoded,
+            source_size,
+            target_size,
+            8,
+            shuffle=False,
+            one_hot=False,
+            mask_padding=True,
+            replicas=Replicas(count=4, process=process, processes=2),
+        )  # fmt: skip
+        for process in (0, 1)
+    ]
+    whole = OneHotBatches(
+        encoded, source_size, target_size, 8, shuffle=False, one_hot=False, mask_padding=True,
+        replicas=Replicas(count=4),
+    )  # fmt: skip
+    for index in range(len(whole)):
+        (source, _), targets, weights = whole[index]
+        (source0, _), _, weights0 = shares[0][index]
+        (source1, _), _, weights1 = shares[1][index]
+        assert source0.shape == source1.shape == (len(source) // 2, source.shape[1])
+        np.testing.assert_array_equal(source0, source[0::2])
+        np.testing.assert_array_equal(source1, source[1::2])
+        assert weights0.sum() + weights1.sum() == pytest.approx(weights.sum())
+
+
+def test_bad_device_counts_are_refused(tiny_tsv, tmp_path, capsys):
+    assert main(["train", str(tiny_tsv), "-o", str(tmp_path / "m"), "--devices", "two"]) == 2
+    assert "--devices must be a positive number or 'all'" in capsys.readouterr().err
+    assert main(["train", str(tiny_tsv), "-o", str(tmp_path / "m"), "--devices", "64"]) == 2
+    assert "only" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.slow
+def test_data_parallel_run_matches_one_device_and_loads_on_one(tmp_path, tiny_tsv):
+    """Three virtual CPU devices: the same losses and weights as one device; the saved model
+    translates in this (single-device) process."""
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "jax",
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=3",
+        "JAX_PLATFORMS": "cpu",
+    }
+
+    def train(name: str, *flags: str) -> subprocess.CompletedProcess:
+        argv = [sys.executable, "-m", "tandem", "train", str(tiny_tsv), "-o", str(tmp_path / name)]
+        options = ["--epochs", "3", "--batch-size", "6", "--latent-dim", "16", "-q"]
+        return subprocess.run([*argv, *options, *flags], env=env, capture_output=True, text=True)
+
+    # 12 pairs: 10 train in batches of 6 and 4, 2 validate: two batches need filler rows.
+    one, many = train("one"), train("many", "--devices", "all")
+    assert one.returncode == 0, one.stderr
+    assert many.returncode == 0, many.stderr
+    odd = train("odd", "--devices", "3", "--batch-size", "4")
+    assert odd.returncode == 2 and "use a multiple of 3" in odd.stderr
+    assert not (tmp_path / "odd").exists()
+
+    histories = [read_history(tmp_path / name / "history.csv") for name in ("one", "many")]
+    # The steps are the same; Keras averages an epoch's batch losses weighted by batch size,
+    # filler rows included, so the epoch mean over 6 + (4 + 2 filler) rows differs a little.
+    # The validation split is one batch: its mean is that batch's loss.
+    losses = [[row["loss"] for row in history] for history in histories]
+    assert losses[1] == pytest.approx(losses[0], rel=5e-3)
+    val_losses = [[row["val_loss"] for row in history] for history in histories]
+    assert val_losses[1] == pytest.approx(val_losses[0], rel=1e-5)
+
+    import tandem
+
+    translators = [tandem.Translator.from_dir(tmp_path / name) for name in ("one", "many")]
+    weights = [t.model.training_model.get_weights() for t in translators]
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    sources = ["Go.", "Help!", "Wait!"]
+    assert translators[1].translate(sources) == translators[0].translate(sources)
