@@ -4,7 +4,7 @@ import numpy as np
 
 from tandem.data.batching import encode_pairs
 from tandem.data.vocabulary import PAD_ID, Vocabulary
-from tandem.training.batches import STEP_BUCKET, OneHotBatches
+from tandem.training.batches import STEP_BUCKET, TrainingBatches
 
 
 def make_pairs(n=300, seed=0):
@@ -16,7 +16,7 @@ def make_pairs(n=300, seed=0):
 
 def test_masked_batches_cover_every_pair_once_and_are_trimmed():
     pairs, encoded = make_pairs()
-    batches = OneHotBatches(encoded, 5, 5, batch_size=16, one_hot=False, mask_padding=True)
+    batches = TrainingBatches(encoded, batch_size=16, mask_padding=True)
     seen = []
     for index in range(len(batches)):
         (source, decoder_inputs), targets, weights = batches[index]
@@ -32,26 +32,25 @@ def test_masked_batches_cover_every_pair_once_and_are_trimmed():
 
 def test_length_bucketing_saves_padding():
     _, encoded = make_pairs()
-    batches = OneHotBatches(encoded, 5, 5, batch_size=16, one_hot=False, mask_padding=True)
+    batches = TrainingBatches(encoded, batch_size=16, mask_padding=True)
     real_steps = int((encoded.decoder_input_ids != PAD_ID).sum())
     padded_steps = sum(batches[i][0][1].size for i in range(len(batches)))
     full_width_padding = encoded.decoder_input_ids.size - real_steps
     assert padded_steps - real_steps < 0.35 * full_width_padding
 
 
-def test_unmasked_batches_keep_the_full_width_and_one_hots():
+def test_unmasked_batches_keep_the_full_width():
     _, encoded = make_pairs(40)
-    batches = OneHotBatches(encoded, 5, 5, batch_size=16, one_hot=True, mask_padding=False)
+    batches = TrainingBatches(encoded, batch_size=16, mask_padding=False)
     (source, decoder_inputs), targets = batches[0]
-    assert source.shape == (16, 30, 5) and decoder_inputs.shape == (16, 42, 5)
-    assert targets.shape == (16, 42)
+    assert source.shape == (16, 30) and decoder_inputs.shape == targets.shape == (16, 42)
 
 
 def test_state_round_trip_repeats_the_next_epoch():
     _, encoded = make_pairs()
-    first = OneHotBatches(encoded, 5, 5, batch_size=16, one_hot=False, mask_padding=True, seed=3)
+    first = TrainingBatches(encoded, batch_size=16, mask_padding=True, seed=3)
     state = first.get_state()
-    second = OneHotBatches(encoded, 5, 5, batch_size=16, one_hot=False, mask_padding=True, seed=9)
+    second = TrainingBatches(encoded, batch_size=16, mask_padding=True, seed=9)
     second.set_state(state)
     first.on_epoch_end()
     second.on_epoch_end()

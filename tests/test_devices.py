@@ -16,8 +16,8 @@ from tandem.data.batching import encode_pairs
 from tandem.data.vocabulary import PAD_ID, Vocabulary
 from tandem.model_dir import read_history
 from tandem.models import ModelDims, Seq2Seq
-from tandem.training.batches import OneHotBatches
-from tandem.training.devices import Replicas
+from tandem.training.batches import TrainingBatches
+from tandem.training.devices import ONE_DEVICE, Replicas
 
 PAIRS = [(f"{'ab' * (i % 7 + 1)}", f"{'cd' * (i % 5 + 1)}.") for i in range(29)]
 
@@ -32,11 +32,8 @@ def encoded_pairs():
 
 @pytest.mark.parametrize("mask_padding", [True, False])
 def test_replicated_batches_split_evenly_and_keep_every_pair_once(mask_padding):
-    encoded, source_size, target_size = encoded_pairs()
-    batches = OneHotBatches(
-        encoded, source_size, target_size, 6, one_hot=False, mask_padding=mask_padding,
-        replicas=Replicas(count=4),
-    )  # fmt: skip
+    encoded, _, _ = encoded_pairs()
+    batches = TrainingBatches(encoded, 6, mask_padding=mask_padding, replicas=Replicas(count=4))
     weighted_rows = []
     for index in range(len(batches)):
         (source, decoder_inputs), targets, weights = batches[index]
@@ -57,16 +54,14 @@ def test_replicated_batches_split_evenly_and_keep_every_pair_once(mask_padding):
 @pytest.mark.parametrize("config", [ModelConfig(latent_dim=8, embedding_dim=4), ModelConfig.seed()])
 def test_filler_rows_change_neither_loss_nor_gradient(config):
     encoded, source_size, target_size = encoded_pairs()
-    one_hot = config.inputs == "one_hot"
     keras.utils.set_random_seed(0)
-    model = Seq2Seq(config, ModelDims(source_size, target_size, 14, 13)).training_model
+    model = Seq2Seq(config, ModelDims(source_size, target_size, 14, 13)).fit_model
     model.compile(loss="sparse_categorical_crossentropy")
     losses = []
-    for replicas in (Replicas(), Replicas(count=4)):
-        batches = OneHotBatches(
-            encoded, source_size, target_size, 5, shuffle=False, one_hot=one_hot,
-            mask_padding=config.mask_padding, replicas=replicas,
-        )  # fmt: skip
+    for replicas in (ONE_DEVICE, Replicas(count=4)):
+        batches = TrainingBatches(
+            encoded, 5, shuffle=False, mask_padding=config.mask_padding, replicas=replicas
+        )
         inputs, targets, *weights = batches[0]
         assert len(targets) == (5 if replicas.count == 1 else 8)
         losses.append(
@@ -76,24 +71,13 @@ def test_filler_rows_change_neither_loss_nor_gradient(config):
 
 
 def test_each_process_feeds_its_share_of_the_same_steps():
-    encoded, source_size, target_size = encoded_pairs()
-    shares = [
-        OneHotBatches(
-            encoded,
-            source_size,
-            target_size,
-            8,
-            shuffle=False,
-            one_hot=False,
-            mask_padding=True,
-            replicas=Replicas(count=4, process=process, processes=2),
-        )  # fmt: skip
-        for process in (0, 1)
-    ]
-    whole = OneHotBatches(
-        encoded, source_size, target_size, 8, shuffle=False, one_hot=False, mask_padding=True,
-        replicas=Replicas(count=4),
-    )  # fmt: skip
+    encoded, _, _ = encoded_pairs()
+
+    def batches(replicas):
+        return TrainingBatches(encoded, 8, shuffle=False, mask_padding=True, replicas=replicas)
+
+    whole = batches(Replicas(count=4))
+    shares = [batches(Replicas(count=4, process=process, processes=2)) for process in (0, 1)]
     for index in range(len(whole)):
         (source, _), targets, weights = whole[index]
         (source0, _), _, weights0 = shares[0][index]

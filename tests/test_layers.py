@@ -9,6 +9,7 @@ from tandem.models.layers import (
     Attention,
     InitialFeed,
     InputFeedingDecoder,
+    OneHot,
     PaddingMask,
 )
 
@@ -43,6 +44,12 @@ def test_padding_mask_on_one_hots(tmp_path):
     one_hot = np.eye(4, dtype="float32")[np.array([[2, 0], [0, 0]])]
     mask = run_layer_checks(PaddingMask(one_hot=True), [one_hot], tmp_path)
     np.testing.assert_array_equal(mask, [[True, False], [False, False]])
+
+
+def test_one_hot_matches_the_host_expansion(tmp_path):
+    ids = np.array([[2, 3, 0], [1, 0, 0]], "int32")
+    vectors = run_layer_checks(OneHot(5), [ids], tmp_path)
+    np.testing.assert_array_equal(vectors, np.eye(5, dtype="float32")[ids])
 
 
 @pytest.mark.parametrize("score", ATTENTION_SCORES)

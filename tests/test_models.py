@@ -131,6 +131,26 @@ def test_the_three_graphs_share_layer_objects_and_weights(model):
     )
 
 
+@pytest.mark.parametrize("family", ["seed", "one_hot_masked", "embedding"])
+def test_fit_model_is_the_training_model_on_id_batches(family):
+    """What `fit` trains takes ids (one-hot models expand them in the graph), holds the
+    training model's weights, and gives its loss, padding masked or not."""
+    model = build(FAMILIES[family])
+    assert {id(v) for v in model.fit_model.weights} == {id(v) for v in model.training_model.weights}
+    source, decoder = random_batch()
+    targets = np.concatenate([decoder[:, 1:], np.zeros((4, 1), "int32")], axis=1)
+    weights = real_steps().astype("float32")
+    losses = []
+    for graph, inputs in [
+        (model.fit_model, [source, decoder]),
+        (model.training_model, [graph_inputs(model, source, DIMS.num_encoder_tokens),
+                                graph_inputs(model, decoder, DIMS.num_decoder_tokens)]),
+    ]:  # fmt: skip
+        graph.compile(loss="sparse_categorical_crossentropy")
+        losses.append(graph.evaluate(inputs, targets, sample_weight=weights, verbose=0))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_teacher_forcing_equals_stepping_the_decoder_model(family, tmp_path):
     model = build(FAMILIES[family])

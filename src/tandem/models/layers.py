@@ -42,6 +42,31 @@ class PaddingMask(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class OneHot(keras.layers.Layer):
+    """Ids (batch, steps) -> float one-hot vectors (batch, steps, num_tokens), in the graph.
+
+    Lets the seed's one-hot models train from id batches: the host never builds the one-hot
+    arrays, the compiled step does.
+
+    Args:
+        num_tokens: the vocabulary size, the width of the vectors.
+    """
+
+    def __init__(self, num_tokens: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_tokens = num_tokens
+
+    def call(self, ids):
+        return ops.one_hot(ops.cast(ids, "int32"), self.num_tokens, dtype=self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, self.num_tokens)
+
+    def get_config(self):
+        return {**super().get_config(), "num_tokens": self.num_tokens}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class Attention(keras.layers.Layer):
     """Global attention over encoder outputs, combined as Luong et al. (2015) do.
 

@@ -9,7 +9,7 @@ from keras import ops
 
 from tandem.config import ModelConfig
 from tandem.data.vocabulary import PAD_ID
-from tandem.models.layers import Attention, InitialFeed, InputFeedingDecoder, PaddingMask
+from tandem.models.layers import Attention, InitialFeed, InputFeedingDecoder, OneHot, PaddingMask
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ class Seq2Seq:
     the encoder outputs and the source mask; attention models return the attention weights
     (batch, steps, source_steps) as one more, last output. With `ModelConfig.seed()` the graphs
     are exactly the example's: one-hot inputs, one LSTM layer each side, no masking.
+    `fit_model` is what training fits: the training model itself, or for one-hot models the
+    training model fed from id batches through an in-graph one-hot expansion.
 
     Args:
         config: architecture settings.
@@ -215,6 +217,19 @@ class Seq2Seq:
         self.training_model = keras.Model(
             [encoder_inputs, decoder_inputs], probs, name="training_model"
         )
+        self.fit_model = self.training_model
+        if self.one_hot:
+            # What `fit` trains: the training model behind an in-graph one-hot expansion, so
+            # batches stay id arrays. It holds the training model, weights and all.
+            ids = [
+                keras.Input(shape=(None,), dtype="int32", name="encoder_ids"),
+                keras.Input(shape=(None,), dtype="int32", name="decoder_ids"),
+            ]
+            one_hots = [
+                OneHot(dims.num_encoder_tokens, name="encoder_one_hot")(ids[0]),
+                OneHot(dims.num_decoder_tokens, name="decoder_one_hot")(ids[1]),
+            ]
+            self.fit_model = keras.Model(ids, self.training_model(one_hots), name="fit_model")
 
         flat_states = [s for states in layer_states for s in states]
         feeds = [feed] if feed is not None else []
@@ -254,7 +269,10 @@ class Seq2Seq:
 
     @classmethod
     def from_training_model(cls, config: ModelConfig, dims: ModelDims, model: keras.Model):
-        """Rewire the three graphs around the layers of a loaded training model."""
+        """Rewire the three graphs around the layers of a loaded training model (or of the
+        `fit_model` holding it)."""
+        if any(layer.name == "training_model" for layer in model.layers):
+            model = model.get_layer("training_model")
         return cls(config, dims, {name: model.get_layer(name) for name in cls.layer_names(config)})
 
     @property

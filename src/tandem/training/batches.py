@@ -1,4 +1,4 @@
-"""Batches for the training model: id arrays, expanded to one-hots a batch at a time if needed."""
+"""Batches for `fit`: id arrays cut from the encoded corpus a batch at a time."""
 
 from __future__ import annotations
 
@@ -15,22 +15,19 @@ POOL_BATCHES = 50
 STEP_BUCKET = 8
 
 
-class OneHotBatches(keras.utils.PyDataset):
-    """Teacher-forcing batches for the training model, never the whole corpus expanded.
+class TrainingBatches(keras.utils.PyDataset):
+    """Teacher-forcing batches of ids for `Seq2Seq.fit_model`, never the whole corpus padded.
 
-    The example one-hot encodes the whole corpus up front; the products are the same when
-    each batch is expanded on the way in (`one_hot=True`, the seed's inputs), and memory stays
-    at the size of the id arrays. Embedding models read the ids directly. Targets stay integer
-    ids (sparse cross-entropy equals categorical cross-entropy on one-hot targets).
+    The example one-hot encodes the whole corpus up front, padded to the longest sentence;
+    here batches stay id arrays (one-hot models expand them inside the compiled step, see
+    `Seq2Seq.fit_model`), so memory stays at the size of the id arrays. Targets are ids too
+    (sparse cross-entropy equals categorical cross-entropy on one-hot targets).
 
     Args:
         pairs: encoded pairs.
-        num_encoder_tokens: source one-hot width.
-        num_decoder_tokens: target one-hot width.
         batch_size: pairs per batch (the last batch may be smaller, as in `fit`).
         shuffle: reshuffle the order every epoch, as `fit(shuffle=True)` does.
         seed: seed of the shuffling.
-        one_hot: feed one-hot vectors (the seed's graphs) instead of ids.
         mask_padding: add sample weights that are 0 at padded target steps, so padding does
             not count in the loss or the metrics; batches are then also length-bucketed, each
             padded only as far as its longest pair needs (an unmasked model reads padding, so
@@ -43,23 +40,17 @@ class OneHotBatches(keras.utils.PyDataset):
     def __init__(
         self,
         pairs: EncodedPairs,
-        num_encoder_tokens: int,
-        num_decoder_tokens: int,
         batch_size: int,
         shuffle: bool = True,
         seed: int = 0,
         *,
-        one_hot: bool = True,
         mask_padding: bool = False,
         replicas: Replicas = ONE_DEVICE,
     ):
         super().__init__()
         self.pairs = pairs
-        self.num_encoder_tokens = num_encoder_tokens
-        self.num_decoder_tokens = num_decoder_tokens
         self.batch_size = batch_size
         self.shuffle = shuffle
-        self.one_hot = one_hot
         self.mask_padding = mask_padding
         self.replicas = replicas
         self.rng = np.random.default_rng(seed)
@@ -113,9 +104,6 @@ class OneHotBatches(keras.utils.PyDataset):
             mine = slice(self.replicas.process, None, self.replicas.processes)
             encoder_inputs, decoder_inputs = encoder_inputs[mine], decoder_inputs[mine]
             targets, real = targets[mine], real[mine]
-        if self.one_hot:
-            encoder_inputs = _one_hot(encoder_inputs, self.num_encoder_tokens)  # (b, s, S)
-            decoder_inputs = _one_hot(decoder_inputs, self.num_decoder_tokens)  # (b, t, T)
         if self.mask_padding or self.replicas.count > 1:
             weights = real[:, None] * (
                 (targets != PAD_ID) if self.mask_padding else np.ones(targets.shape)
@@ -143,7 +131,3 @@ class OneHotBatches(keras.utils.PyDataset):
 def _bucket(steps: int, limit: int) -> int:
     """Round up to a multiple of STEP_BUCKET, at most `limit`."""
     return int(min(limit, -(-max(int(steps), 1) // STEP_BUCKET) * STEP_BUCKET))
-
-
-def _one_hot(ids: np.ndarray, width: int) -> np.ndarray:
-    return np.eye(width, dtype=np.float32)[ids]

@@ -82,7 +82,7 @@ class Checkpointer(keras.callbacks.Callback):
 
     Args:
         model_dir: the model directory (checkpoints go to its `checkpoints/`).
-        train_batches: the training `OneHotBatches`; its shuffling state (`get_state`) is saved.
+        train_batches: the training `TrainingBatches`; its shuffling state (`get_state`) is saved.
         monitor: `val_loss`, or `loss` without a validation split: picks the best checkpoint.
         epochs: the planned number of epochs (recorded in the state).
         resumed: the checkpoint this run continues, if any.

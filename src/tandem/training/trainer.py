@@ -23,7 +23,7 @@ from tandem.model_dir import (
     write_history,
 )
 from tandem.models import ModelDims, Seq2Seq
-from tandem.training.batches import OneHotBatches
+from tandem.training.batches import TrainingBatches
 from tandem.training.callbacks import (
     Checkpointer,
     EpochTimer,
@@ -183,31 +183,27 @@ def _train(
     n_train = len(kept) - n_validation
     if n_train < 1:
         raise TandemError("the validation split leaves no training pairs")
-    batch_args = (dims.num_encoder_tokens, dims.num_decoder_tokens, config.train.batch_size)
-    inputs = {
-        "one_hot": config.model.inputs == "one_hot",
-        "mask_padding": config.model.mask_padding,
-        "replicas": replicas,
-    }
-    train_batches = OneHotBatches(
-        encoded.take(slice(0, n_train)), *batch_args, seed=config.train.seed, **inputs
+    batch_size = config.train.batch_size
+    options = {"mask_padding": config.model.mask_padding, "replicas": replicas}
+    train_batches = TrainingBatches(
+        encoded.take(slice(0, n_train)), batch_size, seed=config.train.seed, **options
     )
     validation_batches = (
-        OneHotBatches(encoded.take(slice(n_train, None)), *batch_args, shuffle=False, **inputs)
+        TrainingBatches(encoded.take(slice(n_train, None)), batch_size, shuffle=False, **options)
         if n_validation
         else None
     )
 
     keras.utils.set_random_seed(config.train.seed)
     model = Seq2Seq(config.model, dims)
-    model.training_model.compile(
+    model.fit_model.compile(
         optimizer=_optimizer(config),
         loss=training_loss(config.train.label_smoothing),
         # Weighted: with masking, padded steps (weight 0) count in neither loss nor accuracy.
         weighted_metrics=["accuracy"],
     )
     if checkpoint is not None:
-        restore_training_model(model.training_model, checkpoint)
+        restore_training_model(model.fit_model, checkpoint)
 
     monitor = "val_loss" if validation_batches else "loss"
     early_stopping = lr_plateau = None
@@ -251,7 +247,7 @@ def _train(
         )
     if initial_epoch < config.train.epochs and not checkpointer.stopped_early:
         try:
-            model.training_model.fit(
+            model.fit_model.fit(
                 train_batches,
                 validation_data=validation_batches,
                 epochs=config.train.epochs,
@@ -267,7 +263,7 @@ def _train(
     final_epoch = checkpointer.last_epoch
     best = find_checkpoint(output_dir, BEST) if early_stopping is not None else None
     if best is not None:
-        model.training_model.load_weights(best.model_path)
+        model.fit_model.load_weights(best.model_path)
         final_epoch = best.epoch
     write_history(output_dir / HISTORY_FILE, checkpointer.history)
     draw_learning_curve(checkpointer.history, output_dir / CURVE_FILE)
