@@ -231,10 +231,11 @@ def _train(
     all_callbacks = [
         EpochTimer(),
         LearningRateLogger(),
-        *([InterruptionTestHooks()] if InterruptionTestHooks.wanted() else []),
         *[callback for callback in (lr_plateau, early_stopping) if callback is not None],
         *_validation_scores(config, model, kept[n_train:], source_vocab, target_vocab),
         checkpointer,
+        # After the checkpointer: an "epoch N begin" marker means the run is in epoch N.
+        *([InterruptionTestHooks()] if InterruptionTestHooks.wanted() else []),
         *callbacks,
     ]
     initial_epoch = checkpoint.epoch if checkpoint else 0
