@@ -11,11 +11,14 @@ import numpy as np
 import pytest
 
 from tandem.cli import main
-from tandem.config import ModelConfig
+from tandem.config import Config, ModelConfig
 from tandem.data.batching import encode_pairs
+from tandem.data.reading import read_pairs
 from tandem.data.vocabulary import PAD_ID, Vocabulary
 from tandem.model_dir import read_history
 from tandem.models import ModelDims, Seq2Seq
+from tandem.training import TrainingInterrupted
+from tandem.training import train as train_in_process
 from tandem.training.batches import TrainingBatches
 from tandem.training.devices import ONE_DEVICE, Replicas
 
@@ -129,11 +132,35 @@ def test_data_parallel_run_matches_one_device_and_loads_on_one(tmp_path, tiny_ts
     val_losses = [[row["val_loss"] for row in history] for history in histories]
     assert val_losses[1] == pytest.approx(val_losses[0], rel=1e-5)
 
+    # A run interrupted on one device (here, in this process) resumes on three.
+    config = Config().replace("model", latent_dim=16).replace("train", epochs=3, batch_size=6)
+    with pytest.raises(TrainingInterrupted):
+        pairs = read_pairs(tiny_tsv).pairs
+        train_in_process(pairs, config, tmp_path / "resumed", verbose=0, callbacks=[CtrlC(1)])
+    resumed = train("resumed", "--resume", "--devices", "3")
+    assert resumed.returncode == 0, resumed.stderr
+    history = read_history(tmp_path / "resumed" / "history.csv")
+    assert [row["loss"] for row in history] == pytest.approx(losses[0], rel=5e-3)
+
     import tandem
 
-    translators = [tandem.Translator.from_dir(tmp_path / name) for name in ("one", "many")]
+    names = ("one", "many", "resumed")
+    translators = [tandem.Translator.from_dir(tmp_path / name) for name in names]
     weights = [t.model.training_model.get_weights() for t in translators]
-    for a, b in zip(*weights, strict=True):
-        np.testing.assert_allclose(a, b, atol=1e-5)
+    for other in weights[1:]:
+        for a, b in zip(weights[0], other, strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-5)
     sources = ["Go.", "Help!", "Wait!"]
     assert translators[1].translate(sources) == translators[0].translate(sources)
+
+
+class CtrlC(keras.callbacks.Callback):
+    """Ctrl-C as epoch `epoch` (0-based) begins."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
