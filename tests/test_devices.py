@@ -91,11 +91,14 @@ def test_each_process_feeds_its_share_of_the_same_steps():
         assert weights0.sum() + weights1.sum() == pytest.approx(weights.sum())
 
 
-def test_bad_device_counts_are_refused(tiny_tsv, tmp_path, capsys):
+def test_bad_device_counts_are_refused(tiny_tsv, tmp_path, capsys, monkeypatch):
     assert main(["train", str(tiny_tsv), "-o", str(tmp_path / "m"), "--devices", "two"]) == 2
     assert "--devices must be a positive number or 'all'" in capsys.readouterr().err
     assert main(["train", str(tiny_tsv), "-o", str(tmp_path / "m"), "--devices", "64"]) == 2
     assert "only" in capsys.readouterr().err
+    monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "two")
+    assert main(["train", str(tiny_tsv), "-o", str(tmp_path / "m"), "--devices", "all"]) == 2
+    assert "KERAS_DISTRIBUTION_NUM_PROCESSES must be a positive number" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
 
 

@@ -22,13 +22,6 @@ import keras
 
 from tandem.errors import TandemError
 
-# Read by keras.distribution.initialize() when it is called without arguments.
-PROCESS_ENV = (
-    "KERAS_DISTRIBUTION_JOB_ADDRESSES",
-    "KERAS_DISTRIBUTION_NUM_PROCESSES",
-    "KERAS_DISTRIBUTION_PROCESS_ID",
-)
-
 
 @dataclass(frozen=True)
 class Replicas:
@@ -57,12 +50,24 @@ def parse_devices(value: str | int | None) -> int | str | None:
 
 
 def initialize() -> None:
-    """Join the other processes of a multi-host run, when the environment describes one."""
-    if (
-        os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES")
-        and int(os.environ["KERAS_DISTRIBUTION_NUM_PROCESSES"]) > 1
-    ):
+    """Join the other processes of a multi-host run, when the environment describes one.
+
+    `keras.distribution.initialize()` reads KERAS_DISTRIBUTION_JOB_ADDRESSES,
+    KERAS_DISTRIBUTION_NUM_PROCESSES and KERAS_DISTRIBUTION_PROCESS_ID.
+    """
+    value = os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "").strip()
+    if not value:
+        return
+    if not value.isdigit() or int(value) < 1:
+        raise TandemError(
+            f"KERAS_DISTRIBUTION_NUM_PROCESSES must be a positive number, got {value!r}"
+        )
+    if int(value) == 1:
+        return
+    try:
         keras.distribution.initialize()
+    except Exception as exc:  # JAX raises several kinds for a bad address or an absent peer
+        raise TandemError(f"cannot join the other training processes: {exc}") from None
 
 
 @contextlib.contextmanager
