@@ -143,6 +143,7 @@ def _train(
     callbacks: Sequence[keras.callbacks.Callback],
     replicas: Replicas,
 ) -> TrainResult:
+    """`train`, inside the device context; `replicas` says how the batches are split."""
     train_data = data_fingerprint(pairs)
     checkpoint: Checkpoint | None = None
     if resume:
