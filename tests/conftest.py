@@ -1,4 +1,4 @@
-"""Shared fixtures: small parallel files and one tiny trained model directory per session."""
+"""Shared fixtures (small parallel files, one tiny trained model directory per session) and helpers."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
+import keras  # noqa: E402
 import pytest  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -25,6 +26,18 @@ TINY_PAIRS = [
     ("Hello!", "Bonjour !"),
     ("I see.", "Je comprends."),
 ]
+
+
+class StopAt(keras.callbacks.Callback):
+    """Ctrl-C at the start of an epoch (0-based)."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.at_epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at_epoch:
+            raise KeyboardInterrupt
 
 
 def write_tsv(path: Path, pairs) -> Path:

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import StopAt
 from tandem.cli import main
 from tandem.config import Config, ModelConfig
 from tandem.data.batching import encode_pairs
@@ -139,7 +140,9 @@ def test_data_parallel_run_matches_one_device_and_loads_on_one(tmp_path, tiny_ts
     config = Config().replace("model", latent_dim=16).replace("train", epochs=3, batch_size=6)
     with pytest.raises(TrainingInterrupted):
         pairs = read_pairs(tiny_tsv).pairs
-        train_in_process(pairs, config, tmp_path / "resumed", verbose=0, callbacks=[CtrlC(1)])
+        train_in_process(
+            pairs, config, tmp_path / "resumed", verbose=0, callbacks=[StopAt(epoch=1)]
+        )
     resumed = train("resumed", "--resume", "--devices", "3")
     assert resumed.returncode == 0, resumed.stderr
     history = read_history(tmp_path / "resumed" / "history.csv")
@@ -155,15 +158,3 @@ def test_data_parallel_run_matches_one_device_and_loads_on_one(tmp_path, tiny_ts
             np.testing.assert_allclose(a, b, atol=1e-5)
     sources = ["Go.", "Help!", "Wait!"]
     assert translators[1].translate(sources) == translators[0].translate(sources)
-
-
-class CtrlC(keras.callbacks.Callback):
-    """Ctrl-C as epoch `epoch` (0-based) begins."""
-
-    def __init__(self, epoch: int):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt

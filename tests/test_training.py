@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import StopAt
 from tandem.cli import build_parser, main, train_config
 from tandem.config import Config, ConfigError, TrainConfig
 from tandem.model_dir import load_model_dir, read_history
@@ -159,18 +160,6 @@ def test_label_smoothing_changes_the_loss(one_clipped_step, tmp_path):
 
 
 # -- the plateau schedule --------------------------------------------------------------------
-
-
-class StopAt(keras.callbacks.Callback):
-    """Ctrl-C at the start of an epoch."""
-
-    def __init__(self, epoch: int):
-        super().__init__()
-        self.at_epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.at_epoch:
-            raise KeyboardInterrupt
 
 
 @pytest.mark.slow
