@@ -9,7 +9,8 @@ Runs (each with its own training time budget):
 
 Full-data runs are scored on dev.tsv too; the best attention model is the one with the best
 dev chrF (test.tsv never selects anything). With --merge, the runs already in --output that
-this invocation does not run are kept, so long runs can be made one at a time.
+this invocation does not run are kept, so long runs can be made one at a time; with --resume
+a run continues from its last checkpoint and its training time adds up.
 
     python benchmarks/bench_tatoeba.py --output benchmarks/results/tatoeba.json [--hours 3]
 """
@@ -95,6 +96,7 @@ def run(name: str, args, train_pairs, dev_pairs, test_grouped) -> dict:
             train_pairs + dev_pairs,
             config,
             model_dir,
+            resume=args.resume,
             callbacks=[time_budget_callback(args.hours * 3600)],
         )
     train_seconds = time.perf_counter() - start
@@ -134,6 +136,12 @@ def main() -> None:
     parser.add_argument(
         "--merge", action="store_true", help="keep the other runs already in --output"
     )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the runs' training from their last checkpoints (with --merge, their "
+        "training time and budget add to the earlier ones)",
+    )
     args = parser.parse_args()
     train_all = read_pairs(require(TATOEBA / "train.tsv")).pairs
     dev = read_pairs(require(TATOEBA / "dev.tsv")).pairs
@@ -149,6 +157,9 @@ def main() -> None:
         if args.reuse and name in results:  # scored again: the training facts stay
             for key in ("train_seconds", "hours_budget"):
                 result[key] = results[name].get(key)
+        elif args.resume and name in results:  # one training run, made in several parts
+            for key in ("train_seconds", "hours_budget"):
+                result[key] = (results[name].get(key) or 0) + result[key]
         results[name] = result
         print(json.dumps({name: results[name]["chrf"]}), file=sys.stderr)
     candidates = [name for name in CANDIDATES if results.get(name, {}).get("dev_chrf")]
