@@ -10,7 +10,7 @@ Runs (each with its own training time budget):
 Full-data runs are scored on dev.tsv too; the best attention model is the one with the best
 dev chrF (test.tsv never selects anything). With --merge, the runs already in --output that
 this invocation does not run are kept, so long runs can be made one at a time; with --resume
-a run continues from its last checkpoint and its training time adds up.
+an interrupted run continues from its last checkpoint and its training time adds up.
 
     python benchmarks/bench_tatoeba.py --output benchmarks/results/tatoeba.json [--hours 3]
 """
@@ -139,7 +139,7 @@ def main() -> None:
     parser.add_argument(
         "--resume",
         action="store_true",
-        help="continue the runs' training from their last checkpoints (with --merge, their "
+        help="continue interrupted runs from their last checkpoints (with --merge, their "
         "training time and budget add to the earlier ones)",
     )
     args = parser.parse_args()
