@@ -33,7 +33,14 @@ from tandem.evaluation import error_rates  # noqa: E402
 from tandem.training import train  # noqa: E402
 
 CMUDICT = SHARED_DATA / "cmudict-g014b2b"
-MODEL = ModelConfig(latent_dim=256, embedding_dim=128, bidirectional=True, attention="general")
+MODEL = ModelConfig(
+    latent_dim=256,
+    embedding_dim=128,
+    bidirectional=True,
+    attention="general",
+    num_layers=2,
+    dropout=0.3,
+)
 
 
 def read_test(path: Path) -> list[tuple[str, list[str]]]:
@@ -69,6 +76,7 @@ def main() -> None:
             epochs=100,
             patience=3,
             batch_size=64,
+            label_smoothing=0.1,
             validation_split=validation_split_for(len(train_pairs), len(dev_pairs)),
         ),
     ).replace("data", target_tokens="word")
