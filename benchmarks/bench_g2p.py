@@ -23,24 +23,18 @@ from common import (  # noqa: E402
     machine,
     model_facts,
     require,
+    small_attention,
     time_budget_callback,
     validation_split_for,
     write_json,
 )
-from tandem.config import Config, DecodeConfig, ModelConfig, TrainConfig  # noqa: E402
+from tandem.config import Config, DecodeConfig, TrainConfig  # noqa: E402
 from tandem.data.reading import read_lines, read_pairs  # noqa: E402
 from tandem.evaluation import error_rates  # noqa: E402
 from tandem.training import train  # noqa: E402
 
 CMUDICT = SHARED_DATA / "cmudict-g014b2b"
-MODEL = ModelConfig(
-    latent_dim=256,
-    embedding_dim=128,
-    bidirectional=True,
-    attention="general",
-    num_layers=2,
-    dropout=0.3,
-)
+MODEL = small_attention()
 
 
 def read_test(path: Path) -> list[tuple[str, list[str]]]:

@@ -33,6 +33,7 @@ from common import (  # noqa: E402
     machine,
     model_facts,
     require,
+    small_attention,
     time_budget_callback,
     validation_split_for,
     write_json,
@@ -51,14 +52,7 @@ ATTENTION = ModelConfig(
     num_layers=2,
 )
 # The seed regime has 10,000 short pairs: a smaller, regularised attention model fits it better.
-SMALL_ATTENTION = ModelConfig(
-    latent_dim=256,
-    embedding_dim=128,
-    bidirectional=True,
-    attention="general",
-    num_layers=2,
-    dropout=0.3,
-)
+SMALL_ATTENTION = small_attention()
 ADAM = {"optimizer": "adam", "epochs": 100, "gradient_clip_norm": 1.0}
 SUBWORDS = DataConfig(source_tokens="spm", target_tokens="spm", spm_vocab_size=4000)
 RUNS = {  # name: (model, training, data)

@@ -13,6 +13,21 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 TATOEBA = SHARED_DATA / "tatoeba-eng-fra"
 
 
+def small_attention():
+    """The attention model for small data (the Tatoeba seed regime, CMUdict G2P): bi-LSTM 256,
+    2 layers, dropout 0.3, embeddings 128, Luong general attention."""
+    from tandem.config import ModelConfig
+
+    return ModelConfig(
+        latent_dim=256,
+        embedding_dim=128,
+        bidirectional=True,
+        attention="general",
+        num_layers=2,
+        dropout=0.3,
+    )
+
+
 def require(path: Path) -> Path:
     """Exit with a clear message when a shared data set is absent."""
     if not path.exists():
