@@ -51,8 +51,6 @@ ATTENTION = ModelConfig(
     dropout=0.2,
     num_layers=2,
 )
-# The seed regime has 10,000 short pairs: a smaller, regularised attention model fits it better.
-SMALL_ATTENTION = small_attention()
 ADAM = {"optimizer": "adam", "epochs": 100, "gradient_clip_norm": 1.0}
 SUBWORDS = DataConfig(source_tokens="spm", target_tokens="spm", spm_vocab_size=4000)
 RUNS = {  # name: (model, training, data)
@@ -63,8 +61,9 @@ RUNS = {  # name: (model, training, data)
         TrainConfig(patience=3, label_smoothing=0.1, **ADAM),
         SUBWORDS,
     ),
+    # 10,000 short pairs: a smaller, regularised attention model fits them better.
     "seed-regime": (
-        SMALL_ATTENTION,
+        small_attention(),
         TrainConfig(patience=5, label_smoothing=0.1, **ADAM),
         DataConfig(),
     ),
