@@ -10,7 +10,8 @@ Runs (each with its own training time budget):
 Full-data runs are scored on dev.tsv too; the best attention model is the one with the best
 dev chrF (test.tsv never selects anything). With --merge, the runs already in --output that
 this invocation does not run are kept, so long runs can be made one at a time; with --resume
-an interrupted run continues from its last checkpoint and its training time adds up.
+a run continues from its last checkpoint (an interrupted one, or one its time budget
+stopped: --hours is then the budget of this part) and its training time adds up.
 
     python benchmarks/bench_tatoeba.py --output benchmarks/results/tatoeba.json [--hours 3]
 """
@@ -132,8 +133,8 @@ def main() -> None:
     parser.add_argument(
         "--resume",
         action="store_true",
-        help="continue interrupted runs from their last checkpoints (with --merge, their "
-        "training time and budget add to the earlier ones)",
+        help="continue runs from their last checkpoints, interrupted or stopped by their "
+        "time budget (with --merge, their training time and budget add to the earlier ones)",
     )
     args = parser.parse_args()
     train_all = read_pairs(require(TATOEBA / "train.tsv")).pairs

@@ -29,6 +29,7 @@ from tandem.training.checkpoints import (
     PAUSE_ENV,
     PAUSE_EPOCH_ENV,
     checkpoint_root,
+    copy_checkpoint_files,
     find_checkpoint,
     write_checkpoint,
 )
@@ -203,13 +204,54 @@ def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(corpus, tmp_path, ca
     assert "unfinished training run (checkpoint after epoch 1); continue it with --resume" in (
         capsys.readouterr().err
     )
-    assert main(["train", data, "-o", str(output), "--resume", "--epochs", "5", "-q"]) == 2
+    assert main(["train", data, "-o", str(output), "--resume", "--latent-dim", "16", "-q"]) == 2
     err = capsys.readouterr().err
-    assert "train.epochs is 3 in config.json, 5 asked" in err and err.count("\n") == 1
+    assert "model.latent_dim is 8 in config.json, 16 asked" in err and err.count("\n") == 1
     other = Path(corpus["root"]) / "other.tsv"
     other.write_text("".join(f"{s}\t{t}\n" for s, t in PAIRS[:-1]), encoding="utf-8")
     assert main(["train", str(other), "-o", str(output), "--resume", "-q"]) == 2
     assert "differ from the data the run started with" in capsys.readouterr().err
+
+
+def test_resume_with_more_epochs_extends_a_finished_run(corpus, reference, tmp_path, capsys):
+    output = tmp_path / "model"
+    shutil.copytree(corpus["root"] / "reference", output)  # finished after its 3 epochs
+    data = corpus["data"]
+    assert main(["train", data, "-o", str(output), "--resume", "-q"]) == 2
+    assert "3 epochs done and train.epochs is 3; resume with --epochs above 3" in (
+        capsys.readouterr().err
+    )
+
+    err = train_to_end(corpus, output, "--resume", "--epochs", "5")
+    assert "resumed after epoch 3" in err
+    longer = tmp_path / "longer"
+    train_to_end(corpus, longer, "--epochs", "5")  # the same 5 epochs in one go
+    history, expected = read_history(output / "history.csv"), read_history(longer / "history.csv")
+    assert [row["epoch"] for row in history] == [0, 1, 2, 3, 4]
+    for row, want in zip(history, expected, strict=True):
+        for key in COMPARED:
+            assert row[key] == pytest.approx(want[key], rel=1e-5, abs=1e-7), (row, want)
+    assert history[:3] == read_history(corpus["root"] / "reference" / "history.csv")
+    assert json.loads((output / "config.json").read_text())["train"]["epochs"] == 5
+    assert find_checkpoint(output, LAST).epoch == 5
+    assert_translates(output)
+
+    # Now a plain --resume reads 5 epochs from the config: finished again.
+    assert main(["train", data, "-o", str(output), "--resume", "-q"]) == 2
+    assert "5 epochs done and train.epochs is 5" in capsys.readouterr().err
+
+
+def test_a_run_stopped_early_is_not_extended(corpus, reference, tmp_path, capsys):
+    output = tmp_path / "model"
+    shutil.copytree(corpus["root"] / "reference", output)
+    last = find_checkpoint(output, LAST)
+    write_checkpoint(
+        output, LAST, {**last.state, "stopped_early": True}, copy_checkpoint_files(last.path)
+    )
+    data = corpus["data"]
+    assert main(["train", data, "-o", str(output), "--resume", "--epochs", "9", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "training stopped early after epoch 3 (no better val_loss); nothing to resume" in err
 
 
 def test_resume_with_nothing_to_resume(corpus, tmp_path, capsys):

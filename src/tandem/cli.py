@@ -329,8 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--resume",
         action="store_true",
-        help="continue the unfinished run in --output from its last checkpoint (same data, "
-        "same options)",
+        help="continue the run in --output from its last checkpoint (same data, same "
+        "options): an interrupted run, or a finished one with --epochs above those it did",
     )
     train.add_argument(
         "--score-every",

@@ -1,4 +1,4 @@
-"""Starting a run in a model directory, or continuing the unfinished one it holds."""
+"""Starting a run in a model directory, or continuing the one it holds."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from tandem.model_dir import (
     is_complete,
     prepare_output_dir,
     read_manifest,
+    write_atomically,
 )
 from tandem.training.checkpoints import (
     BEST,
@@ -31,6 +32,8 @@ from tandem.training.checkpoints import (
     write_checkpoint,
 )
 
+EPOCHS_KEY = "train.epochs"  # how long a run goes on: the one setting --resume may change
+
 
 def data_fingerprint(pairs: Sequence[tuple[str, str]]) -> dict:
     """How many pairs, and a hash of them: a resumed run must train on the same data."""
@@ -41,7 +44,8 @@ def data_fingerprint(pairs: Sequence[tuple[str, str]]) -> dict:
 
 
 def saved_config(model_dir: str | Path) -> Config:
-    """The config of the run in `model_dir` (`--resume` starts from it; flags may not change it).
+    """The config of the run in `model_dir` (`--resume` starts from it; flags other than
+    `--epochs` may not change it).
 
     Raises:
         TandemError: there is no run to resume there.
@@ -88,6 +92,12 @@ def open_resumed_run(
 ) -> tuple[Checkpoint, Vocabulary, Vocabulary, dict]:
     """Check that the run in `model_dir` can continue with `config` and these data.
 
+    A run continues until it has done `config.train.epochs` epochs: an interrupted run from
+    its last checkpoint, and a finished one (stopped by its epochs or by a callback, not by
+    early stopping) too when `config` asks for more epochs than it has done. The number of
+    epochs is the only setting that may differ from the run's own; the new one is written
+    into the directory's config so that a later `--resume` keeps it.
+
     Returns:
         The last checkpoint, the run's source and target vocabularies, and its manifest.
 
@@ -98,9 +108,10 @@ def open_resumed_run(
     manifest = read_manifest(model_dir) if model_dir.is_dir() else None
     if manifest is None:
         raise TandemError(f"{model_dir}: no training run to resume")
-    if is_complete(manifest):
-        raise TandemError(f"{model_dir}: training already finished; nothing to resume")
-    differences = config_differences(saved_config(model_dir), config)
+    saved = saved_config(model_dir)
+    differences = [
+        line for line in config_differences(saved, config) if not line.startswith(f"{EPOCHS_KEY} ")
+    ]
     if differences:
         raise TandemError(
             f"{model_dir}: --resume continues the run with its own config, but "
@@ -113,11 +124,28 @@ def open_resumed_run(
         )
     last = find_checkpoint(model_dir, LAST)
     if last is None:
+        if is_complete(manifest):
+            raise TandemError(f"{model_dir}: training already finished; nothing to resume")
         raise TandemError(
             f"{model_dir}: no checkpoint to resume from (no epoch finished); "
             "train without --resume to start over"
         )
+    # An unfinished run whose checkpoints are all written (a kill before the model was saved)
+    # resumes into just saving it; a finished one needs epochs left to do.
+    if is_complete(manifest) and last.state.get("stopped_early"):
+        raise TandemError(
+            f"{model_dir}: training stopped early after epoch {last.epoch} (no better "
+            f"{last.state.get('monitor', 'loss')}); nothing to resume"
+        )
+    done = last.epoch
+    if config.train.epochs < done or (is_complete(manifest) and done >= config.train.epochs):
+        raise TandemError(
+            f"{model_dir}: {done} epochs done and train.epochs is {config.train.epochs}; "
+            f"resume with --epochs above {done} to train further"
+        )
     repair_best(model_dir, last)
+    if config.train.epochs != saved.train.epochs:
+        write_atomically(model_dir / CONFIG_FILE, config.save)
     source_vocab = Vocabulary.load(model_dir / SOURCE_VOCAB_FILE)
     target_vocab = Vocabulary.load(model_dir / TARGET_VOCAB_FILE)
     return last, source_vocab, target_vocab, manifest
