@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 
-.PHONY: demo test lint install bench-seed bench-decode bench-tatoeba bench-g2p bench-train bench-train-step clean
+.PHONY: demo test lint install bench-seed bench-decode bench-tatoeba bench-g2p bench-train bench-train-memory bench-train-step clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ bench-g2p: $(STAMP)
 
 bench-train: $(STAMP)
 	$(BIN)/python benchmarks/bench_train.py --output benchmarks/results/train.json
+
+bench-train-memory: $(STAMP)
+	$(BIN)/python benchmarks/bench_train.py --memory-only --output benchmarks/results/train.json
 
 bench-train-step: $(STAMP)
 	$(BIN)/python benchmarks/bench_train_step.py --output benchmarks/results/train_step.json

@@ -5,9 +5,11 @@ of the original script (whole-corpus one-hot arrays padded to the longest senten
 batch 64 and validation split 0.2), and by tandem (length-bucketed id batches, padding masked,
 one-hot expanded inside the compiled step) at a throughput batch size; tandem's wall time, at
 its quality settings, until its greedy test chrF reaches the original's 26.5; and peak memory
-of one tandem epoch on 10,000 pairs and on the full corpus.
+of one tandem epoch on 10,000 pairs and on the full corpus, with random samples of the corpus
+showing what grows with its size (`memory_study`).
 
     python benchmarks/bench_train.py --output benchmarks/results/train.json
+    python benchmarks/bench_train.py --memory-only --output benchmarks/results/train.json
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from tandem.data.vocabulary import Vocabulary  # noqa: E402
 from tandem.decoding import compile_stateless, greedy_search  # noqa: E402
 from tandem.evaluation import score  # noqa: E402
 from tandem.models import ModelDims, Seq2Seq  # noqa: E402
+from tandem.training.batches import TrainingBatches  # noqa: E402
 from tandem.training import train  # noqa: E402
 
 ORIGINAL_CHRF = 26.5
@@ -54,9 +57,10 @@ def original_tokens_per_s(pairs, epochs: int) -> dict:
     )
     eye_s = np.eye(dims.num_encoder_tokens, dtype="float32")
     eye_t = np.eye(dims.num_decoder_tokens, dtype="float32")
-    encoder_input_data = eye_s[encoded.source_ids]
-    decoder_input_data = eye_t[encoded.decoder_input_ids]
-    decoder_target_data = eye_t[encoded.decoder_target_ids]
+    source_ids, decoder_input_ids, decoder_target_ids = encoded.padded()  # the whole corpus
+    encoder_input_data = eye_s[source_ids]
+    decoder_input_data = eye_t[decoder_input_ids]
+    decoder_target_data = eye_t[decoder_target_ids]
     keras.utils.set_random_seed(0)
     model = Seq2Seq(ModelConfig.seed(), dims).training_model
     model.compile(optimizer="rmsprop", loss="categorical_crossentropy", metrics=["accuracy"])
@@ -79,7 +83,7 @@ def original_tokens_per_s(pairs, epochs: int) -> dict:
         verbose=0,
     )
     n_train = len(pairs) - int(len(pairs) * 0.2)
-    tokens = int((encoded.decoder_target_ids[:n_train] != 0).sum())
+    tokens = int((decoder_target_ids[:n_train] != 0).sum())
     steady = float(np.median(seconds[1:])) if len(seconds) > 1 else seconds[0]
     return {
         "seconds_per_epoch": steady,
@@ -122,7 +126,7 @@ class TestChrf(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def training_peak_rss(data: Path, samples: int | None) -> float:
+def training_peak_rss(data: Path, samples: int | None = None) -> float:
     """Peak RSS of one tandem training epoch (seed architecture, masked) in its own process."""
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.json"
@@ -140,10 +144,90 @@ def training_peak_rss(data: Path, samples: int | None) -> float:
             "--epochs",
             "1",
             "--batch-size",
-            "128",
+            str(MEMORY_BATCH_SIZE),
             "-q",
         ]
         return peak_rss_mb(command + (["--max-samples", str(samples)] if samples else []))
+
+
+MEMORY_BATCH_SIZE = 128
+# The training data path up to the batches, without the model: read, vocabularies, encode.
+DATA_STAGES = """
+import sys
+from tandem.data.batching import encode_pairs
+from tandem.data.reading import read_pairs
+from tandem.data.vocabulary import Vocabulary
+from tandem.training.batches import TrainingBatches
+pairs = read_pairs(sys.argv[1]).pairs
+source = Vocabulary.build([s for s, _ in pairs])
+target = Vocabulary.build([t for _, t in pairs])
+batches = TrainingBatches(encode_pairs(pairs, source, target), int(sys.argv[2]), mask_padding=True)
+for index in range(len(batches)):
+    batches[index]
+"""
+
+
+def memory_study(train_path: Path) -> dict:
+    """Peak RSS against corpus size, and what the growth consists of.
+
+    Random samples of train.tsv (file order kept) have the corpus's length distribution, so
+    their differences show the cost of more pairs alone; the first 10,000 lines (the seed
+    data, the shortest sentences) are measured too. For each: the peak RSS of one training
+    epoch, of the data stages alone (read, vocabularies, encode, every batch cut once), the
+    size of the text and of the token id arrays, and how many batch shapes (each a compiled
+    program) an epoch uses.
+    """
+    lines = train_path.read_text(encoding="utf-8").splitlines(keepends=True)
+    rng = np.random.default_rng(0)
+    samples = {"first_10k": lines[:10_000]}
+    for n in (10_000, 34_000):
+        samples[f"random_{n // 1000}k"] = [
+            lines[i] for i in sorted(rng.permutation(len(lines))[:n])
+        ]
+    samples["full"] = lines
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, sample in samples.items():
+            path = Path(tmp) / f"{name}.tsv"
+            path.write_text("".join(sample), encoding="utf-8")
+            pairs = read_pairs(path).pairs
+            source = Vocabulary.build([s for s, _ in pairs])
+            target = Vocabulary.build([t for _, t in pairs])
+            encoded = encode_pairs(pairs, source, target)
+            batches = TrainingBatches(encoded, MEMORY_BATCH_SIZE, mask_padding=True)
+            shapes = set()
+            for index in range(len(batches)):
+                (source_ids, decoder_inputs), _, _ = batches[index]
+                shapes.add((source_ids.shape[1], decoder_inputs.shape[1]))
+            arrays = (encoded.source_ids, encoded.source_offsets)
+            arrays += (encoded.target_ids, encoded.target_offsets)
+            rows[name] = {
+                "pairs": len(pairs),
+                "text_mb": path.stat().st_size / 2**20,
+                "token_arrays_mb": sum(a.nbytes for a in arrays) / 2**20,
+                "max_source_length": encoded.max_encoder_seq_length,
+                "max_target_length": encoded.max_decoder_seq_length - 2,
+                "batch_shapes": len(shapes),
+                "data_stages_peak_rss_mb": peak_rss_mb(
+                    [sys.executable, "-c", DATA_STAGES, str(path), str(MEMORY_BATCH_SIZE)]
+                ),
+                "epoch_peak_rss_mb": training_peak_rss(path),
+            }
+            print(json.dumps({name: rows[name]}), file=sys.stderr)
+    small, full = rows["random_10k"], rows["full"]
+    growth = {key: full[key] - small[key] for key in small if key.endswith("_mb")}
+    return {"batch_size": MEMORY_BATCH_SIZE, "samples": rows, "growth_random_10k_to_full": growth}
+
+
+def memory_figures(train_path: Path) -> dict:
+    study = memory_study(train_path)
+    samples = study["samples"]
+    return {
+        "peak_rss_mb_10k": samples["first_10k"]["epoch_peak_rss_mb"],
+        "peak_rss_mb_full_corpus": samples["full"]["epoch_peak_rss_mb"],
+        "full_corpus_pairs": samples["full"]["pairs"],
+        "memory": study,
+    }
 
 
 def main() -> None:
@@ -157,8 +241,17 @@ def main() -> None:
     parser.add_argument("--gradient-clip-norm", type=float, default=1.0)
     parser.add_argument("--throughput-batch-size", type=int, default=256)
     parser.add_argument("--throughput-epochs", type=int, default=4)
+    parser.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="measure only the memory figures; the speed figures already in --output are kept",
+    )
     args = parser.parse_args()
     train_path = require(TATOEBA / "train.tsv")
+    if args.memory_only:
+        previous = json.loads(Path(args.output).read_text(encoding="utf-8")) if args.output else {}
+        write_json({**previous, **memory_figures(train_path)}, args.output)
+        return
     pairs = read_pairs(train_path, max_samples=10_000).pairs
 
     original = original_tokens_per_s(pairs, args.original_epochs)
@@ -203,9 +296,6 @@ def main() -> None:
     steady = float(np.median(seconds[1:]))
     reached = quality.reached_at
     original_100_epochs = 100 * original["seconds_per_epoch"]
-    rss_10k = training_peak_rss(train_path, 10_000)
-    rss_full = training_peak_rss(train_path, None)
-    full_pairs = len(read_pairs(train_path).pairs)
 
     report = {
         "benchmark": "train",
@@ -235,10 +325,8 @@ def main() -> None:
         "time_to_quality_ratio": (
             sum(seconds[:reached]) / original_100_epochs if reached else None
         ),
-        "peak_rss_mb_10k": rss_10k,
-        "peak_rss_mb_full_corpus": rss_full,
-        "full_corpus_pairs": full_pairs,
         "n_test_sources": len(eligible),
+        **memory_figures(train_path),
         "machine": machine(),
     }
     write_json(report, args.output)

@@ -1,9 +1,10 @@
 """Training batches: every pair once per epoch, length-bucketed when padding is masked."""
 
 import numpy as np
+import pytest
 
 from tandem.data.batching import encode_pairs
-from tandem.data.vocabulary import PAD_ID, Vocabulary
+from tandem.data.vocabulary import END_ID, PAD_ID, START_ID, Vocabulary
 from tandem.training.batches import STEP_BUCKET, TrainingBatches
 
 
@@ -33,9 +34,10 @@ def test_masked_batches_cover_every_pair_once_and_are_trimmed():
 def test_length_bucketing_saves_padding():
     _, encoded = make_pairs()
     batches = TrainingBatches(encoded, batch_size=16, mask_padding=True)
-    real_steps = int((encoded.decoder_input_ids != PAD_ID).sum())
+    _, decoder_input_ids, _ = encoded.padded()
+    real_steps = int((decoder_input_ids != PAD_ID).sum())
     padded_steps = sum(batches[i][0][1].size for i in range(len(batches)))
-    full_width_padding = encoded.decoder_input_ids.size - real_steps
+    full_width_padding = decoder_input_ids.size - real_steps
     assert padded_steps - real_steps < 0.35 * full_width_padding
 
 
@@ -55,3 +57,51 @@ def test_state_round_trip_repeats_the_next_epoch():
     first.on_epoch_end()
     second.on_epoch_end()
     assert [b.tolist() for b in first.batches] == [b.tolist() for b in second.batches]
+
+
+def test_pairs_are_kept_unpadded_and_padded_as_the_example_lays_them_out():
+    source, target = Vocabulary.build(["abc"]), Vocabulary.build(["xyz"])
+    pairs = [("ab", "xyz"), ("c", "y"), ("abca", "")]
+    encoded = encode_pairs(pairs, source, target)
+    a, b, c = (source.stoi[ch] for ch in "abc")
+    x, y, z = (target.stoi[ch] for ch in "xyz")
+    # Only the tokens are stored: 7 source ids, and each target framed by start and end.
+    assert encoded.source_ids.tolist() == [a, b, c, a, b, c, a]
+    assert encoded.target_ids.tolist() == [
+        *(START_ID, x, y, z, END_ID),
+        *(START_ID, y, END_ID),
+        *(START_ID, END_ID),
+    ]
+    assert encoded.source_lengths.tolist() == [2, 1, 4]
+    assert encoded.target_lengths.tolist() == [5, 3, 2]
+    assert (encoded.max_encoder_seq_length, encoded.max_decoder_seq_length) == (4, 5)
+
+    source_ids, decoder_inputs, targets = encoded.padded()
+    assert source_ids.tolist() == [[a, b, 0, 0], [c, 0, 0, 0], [a, b, c, a]]
+    assert decoder_inputs.tolist() == [
+        [START_ID, x, y, z, END_ID],
+        [START_ID, y, END_ID, 0, 0],
+        [START_ID, END_ID, 0, 0, 0],
+    ]
+    assert targets.tolist() == [[x, y, z, END_ID, 0], [y, END_ID, 0, 0, 0], [END_ID, 0, 0, 0, 0]]
+    assert source_ids.dtype == decoder_inputs.dtype == targets.dtype == np.int32
+    # Some rows, in any order, cut to fewer steps.
+    source_ids, decoder_inputs, targets = encoded.padded(np.array([2, 0]), 3, 2)
+    assert source_ids.tolist() == [[a, b, c], [a, b, 0]]
+    assert decoder_inputs.tolist() == [[START_ID, END_ID], [START_ID, x]]
+    assert targets.tolist() == [[END_ID, 0], [x, y]]
+
+
+@pytest.mark.parametrize(
+    "index", [slice(1, 4), slice(3, None), slice(5, 2), np.array([4, 0, 2]), "mask"]
+)
+def test_take_selects_the_same_pairs_as_the_padded_arrays(index):
+    pairs, encoded = make_pairs(6)
+    if isinstance(index, str):
+        index = np.array([True, False, False, True, True, False])
+    taken = encoded.take(index)
+    full = encoded.padded()
+    for whole, part in zip(full, taken.padded(), strict=True):
+        np.testing.assert_array_equal(part, whole[index])
+    assert (taken.max_encoder_seq_length, taken.max_decoder_seq_length) == (30, 42)
+    assert len(taken) == len(full[0][index])

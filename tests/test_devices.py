@@ -46,9 +46,7 @@ def test_replicated_batches_split_evenly_and_keep_every_pair_once(mask_padding):
         assert len(source) - len(rows) < 4
         real = weights.sum(axis=1) > 0
         assert real.sum() == len(rows)  # the filler rows weigh nothing
-        np.testing.assert_array_equal(
-            source[: len(rows)], encoded.source_ids[rows, : source.shape[1]]
-        )
+        np.testing.assert_array_equal(source[: len(rows)], encoded.padded(rows, source.shape[1])[0])
         weighted_rows += rows.tolist()
         if mask_padding:
             np.testing.assert_array_equal(weights > 0, (targets != PAD_ID) & real[:, None])

@@ -1,4 +1,4 @@
-"""Batches for `fit`: id arrays cut from the encoded corpus a batch at a time."""
+"""Batches for `fit`: padded id arrays cut from the unpadded corpus a batch at a time."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ class TrainingBatches(keras.utils.PyDataset):
     """Teacher-forcing batches of ids for `Seq2Seq.fit_model`, never the whole corpus padded.
 
     The example one-hot encodes the whole corpus up front, padded to the longest sentence;
-    here batches stay id arrays (one-hot models expand them inside the compiled step, see
-    `Seq2Seq.fit_model`), so memory stays at the size of the id arrays. Targets are ids too
+    here the corpus stays unpadded token ids (`EncodedPairs`), each batch is padded when it is
+    asked for, and batches stay id arrays (one-hot models expand them inside the compiled
+    step, see `Seq2Seq.fit_model`), so memory stays at the size of the token ids. Targets are ids too
     (sparse cross-entropy equals categorical cross-entropy on one-hot targets).
 
     Args:
@@ -54,8 +55,8 @@ class TrainingBatches(keras.utils.PyDataset):
         self.mask_padding = mask_padding
         self.replicas = replicas
         self.rng = np.random.default_rng(seed)
-        self.source_lengths = (pairs.source_ids != PAD_ID).sum(axis=1)  # (pairs,)
-        self.target_lengths = (pairs.decoder_input_ids != PAD_ID).sum(axis=1)  # (pairs,)
+        self.source_lengths = pairs.source_lengths  # (pairs,)
+        self.target_lengths = pairs.target_lengths  # (pairs,) real steps of the decoder inputs
         self.batches = self._make_batches()
 
     def _make_batches(self) -> list[np.ndarray]:
@@ -78,22 +79,19 @@ class TrainingBatches(keras.utils.PyDataset):
         return len(self.batches)
 
     def __getitem__(self, index: int):
-        rows = self.batches[index]
+        pairs, rows = self.pairs, self.batches[index]
         real = np.ones(len(rows), dtype=np.float32)  # (b,) 0 for rows that only fill a batch
         filler = -len(rows) % self.replicas.count
         if filler:
             rows = np.concatenate([rows, np.repeat(rows[:1], filler)])
             real = np.concatenate([real, np.zeros(filler, dtype=np.float32)])
-        batch = self.pairs.take(rows)
-        encoder_inputs, decoder_inputs = batch.source_ids, batch.decoder_input_ids  # (b, steps)
-        targets = batch.decoder_target_ids  # (b, t)
+        source_steps = target_steps = None  # unmasked: the full width, as the example trains
         if self.mask_padding:
             # From the whole batch, so that every process of a multi-host run cuts the same steps.
-            source_steps = _bucket(self.source_lengths[rows].max(), encoder_inputs.shape[1])
-            target_steps = _bucket(self.target_lengths[rows].max(), decoder_inputs.shape[1])
-            encoder_inputs = encoder_inputs[:, :source_steps]
-            decoder_inputs = decoder_inputs[:, :target_steps]
-            targets = targets[:, :target_steps]
+            source_steps = _bucket(self.source_lengths[rows].max(), pairs.max_encoder_seq_length)
+            target_steps = _bucket(self.target_lengths[rows].max(), pairs.max_decoder_seq_length)
+        # (b, source steps), (b, target steps), (b, target steps)
+        encoder_inputs, decoder_inputs, targets = pairs.padded(rows, source_steps, target_steps)
         if filler:
             # Keras divides a batch's loss by the steps it counts (all of them, or with masking
             # the unpadded decoder inputs): the real rows weigh counted/real-counted, so the

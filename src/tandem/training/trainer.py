@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from collections.abc import Sequence
@@ -9,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from tandem.config import Config
-from tandem.data.batching import encode_pairs, encode_sources
+from tandem.data.batching import EncodedPairs, encode_pairs, encode_sources
 from tandem.data.reading import group_references
 from tandem.data.vocabulary import Vocabulary
 from tandem.errors import TandemError
@@ -74,20 +76,15 @@ class TrainingDiverged(TandemError):
     """The loss became nan or infinite; the last good checkpoint is kept."""
 
 
-def filter_by_length(
-    pairs: Sequence[tuple[str, str]],
-    config: Config,
-    source_vocab: Vocabulary,
-    target_vocab: Vocabulary,
-) -> list[tuple[str, str]]:
-    """Drop pairs longer than `data.max_source_length` / `data.max_target_length` tokens."""
+def keep_within_lengths(encoded: EncodedPairs, config: Config) -> np.ndarray:
+    """(pairs,) bool: within `data.max_source_length` / `data.max_target_length` tokens."""
     max_source, max_target = config.data.max_source_length, config.data.max_target_length
-    return [
-        (source, target)
-        for source, target in pairs
-        if (max_source is None or len(source_vocab.tokenize(source)) <= max_source)
-        and (max_target is None or len(target_vocab.tokenize(target)) <= max_target)
-    ]
+    keep = np.ones(len(encoded), dtype=bool)
+    if max_source is not None:
+        keep &= encoded.source_lengths <= max_source
+    if max_target is not None:
+        keep &= encoded.target_lengths - 2 <= max_target  # without start and end
+    return keep
 
 
 def train(
@@ -163,22 +160,31 @@ def _train(
             config.data.target_tokens,
             spm_vocab_size=config.data.spm_vocab_size,
         )
-    kept = filter_by_length(pairs, config, source_vocab, target_vocab)
-    if not kept:
+    # Every pair is tokenized once, into unpadded id arrays (see tandem.data.batching).
+    encoded = encode_pairs(pairs, source_vocab, target_vocab)
+    keep = keep_within_lengths(encoded, config)
+    if not keep.any():
         raise TandemError("no sentence pairs left after the length limits")
+    if not keep.all():
+        kept = [pair for pair, wanted in zip(pairs, keep, strict=True) if wanted]
+        encoded = encoded.take(keep)
+    else:
+        kept = pairs
     dims = ModelDims(
         num_encoder_tokens=len(source_vocab),
         num_decoder_tokens=len(target_vocab),
-        max_encoder_seq_length=max(len(source_vocab.tokenize(s)) for s, _ in kept),
-        max_decoder_seq_length=max(len(target_vocab.tokenize(t)) for _, t in kept) + 2,
+        max_encoder_seq_length=int(encoded.source_lengths.max()),
+        max_decoder_seq_length=int(encoded.target_lengths.max()),  # with start and end
+    )
+    encoded = dataclasses.replace(
+        encoded,
+        max_encoder_seq_length=dims.max_encoder_seq_length,
+        max_decoder_seq_length=dims.max_decoder_seq_length,
     )
     if checkpoint is None:
         start_model_dir(output_dir, dims, source_vocab, target_vocab, config, train_data)
     elif manifest["dims"] != dims.to_dict():
         raise TandemError(f"{output_dir}: the data give other model sizes than the run's")
-    encoded = encode_pairs(
-        kept, source_vocab, target_vocab, dims.max_encoder_seq_length, dims.max_decoder_seq_length
-    )
     # Keras's validation_split holds out the last fraction, before any shuffling.
     n_validation = int(len(kept) * config.train.validation_split)
     n_train = len(kept) - n_validation
