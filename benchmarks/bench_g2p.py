@@ -4,11 +4,13 @@ Dev words are carved from train.tsv by word (fixed seed); test.tsv is scored onc
 accepted pronunciation. Characters in, phoneme words out.
 
     python benchmarks/bench_g2p.py --output benchmarks/results/g2p.json [--hours 3]
+    python benchmarks/bench_g2p.py --output benchmarks/results/g2p.json --resume --hours 1
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import time
@@ -54,7 +56,17 @@ def main() -> None:
     parser.add_argument("--dev-words", type=int, default=2000)
     parser.add_argument("--beam", type=int, default=5)
     parser.add_argument("--reuse", action="store_true", help="score an already trained model")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --model-dir from its last checkpoint (interrupted, or stopped "
+        "by its time budget: --hours is then this part's budget); with an earlier --output, "
+        "the training time and budget add to its figures",
+    )
     args = parser.parse_args()
+    previous = {}
+    if args.resume and args.output and Path(args.output).exists():
+        previous = json.loads(Path(args.output).read_text(encoding="utf-8"))
     pairs = read_pairs(require(CMUDICT / "train.tsv")).pairs
     test = read_test(require(CMUDICT / "test.tsv"))
 
@@ -82,9 +94,16 @@ def main() -> None:
             train_pairs + dev_pairs,
             config,
             model_dir,
+            resume=args.resume,
             callbacks=[time_budget_callback(args.hours * 3600)],
         )
     train_seconds = time.perf_counter() - start
+    hours_budget = args.hours
+    if previous:  # one training run, made in several parts
+        train_seconds += previous.get("train_seconds") or 0
+        hours_budget += previous.get("hours_budget") or 0
+    command = " ".join(["python", *sys.argv])
+    commands = previous.get("commands", [previous["command"]] if "command" in previous else [])
 
     translator = tandem.Translator.from_dir(model_dir)
     decode = DecodeConfig(strategy="beam", beam_size=args.beam, batch_size=128)
@@ -94,14 +113,14 @@ def main() -> None:
     rates = error_rates(hypotheses, [prons for _, prons in test])
     result = {
         "benchmark": "g2p",
-        "command": " ".join(["python", *sys.argv]),
+        "commands": [*commands, command],
         "wer": rates["wer"],
         "per": rates["per"],
         "n_test_words": rates["n_sources"],
         "train_pairs": len(train_pairs),
         "dev_pairs": len(dev_pairs),
         "train_seconds": None if args.reuse else train_seconds,
-        "hours_budget": args.hours,
+        "hours_budget": hours_budget,
         "decode": {"strategy": "beam", "beam_size": args.beam, "seconds": decode_seconds},
         "model": model_facts(model_dir),
         "examples": [
