@@ -216,7 +216,12 @@ def memory_study(train_path: Path) -> dict:
             print(json.dumps({name: rows[name]}), file=sys.stderr)
     small, full = rows["random_10k"], rows["full"]
     growth = {key: full[key] - small[key] for key in small if key.endswith("_mb")}
-    return {"batch_size": MEMORY_BATCH_SIZE, "samples": rows, "growth_random_10k_to_full": growth}
+    return {
+        "command": " ".join(["python", *sys.argv]),
+        "batch_size": MEMORY_BATCH_SIZE,
+        "samples": rows,
+        "growth_random_10k_to_full": growth,
+    }
 
 
 def memory_figures(train_path: Path) -> dict:

@@ -84,6 +84,9 @@ class Train:
             stderr=subprocess.PIPE,
             text=True,
             env={**corpus["env"], **env},
+            # A shell starts background jobs with SIGINT ignored, and Python keeps it ignored:
+            # the Ctrl-C test needs Python's own handler whatever runs the tests.
+            preexec_fn=_default_sigint,
         )
         self.lines: queue.Queue = queue.Queue()
         self.seen: list[str] = []
@@ -113,6 +116,10 @@ class Train:
         while (line := self.lines.get(timeout=10)) is not None:
             self.seen.append(line)
         return code, "".join(self.seen)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def train_to_end(corpus: dict, output: Path, *flags: str) -> str:
