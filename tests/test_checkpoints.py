@@ -73,20 +73,25 @@ def corpus(tmp_path_factory) -> dict:
     return {"data": str(data), "config": str(config), "env": env, "root": root}
 
 
+# `python -m tandem`, with Python's Ctrl-C handler: a shell starts background jobs with SIGINT
+# ignored, and Python then keeps it ignored, whatever runs the tests.
+CTRL_C_ON = (
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('tandem', run_name='__main__', alter_sys=True)"
+)
+
+
 class Train:
     """`python -m tandem train` in a subprocess; its stderr lines are collected as they come."""
 
     def __init__(self, corpus: dict, output: Path, *flags: str, **env: str):
-        argv = [sys.executable, "-m", "tandem", "train", corpus["data"], "-o", str(output)]
+        argv = [sys.executable, "-c", CTRL_C_ON, "train", corpus["data"], "-o", str(output)]
         self.process = subprocess.Popen(
             [*argv, "--config", corpus["config"], "-q", *flags],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
             env={**corpus["env"], **env},
-            # A shell starts background jobs with SIGINT ignored, and Python keeps it ignored:
-            # the Ctrl-C test needs Python's own handler whatever runs the tests.
-            preexec_fn=_default_sigint,
         )
         self.lines: queue.Queue = queue.Queue()
         self.seen: list[str] = []
@@ -116,10 +121,6 @@ class Train:
         while (line := self.lines.get(timeout=10)) is not None:
             self.seen.append(line)
         return code, "".join(self.seen)
-
-
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def train_to_end(corpus: dict, output: Path, *flags: str) -> str:
