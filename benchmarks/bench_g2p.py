@@ -22,6 +22,7 @@ import tandem  # noqa: E402
 from common import (  # noqa: E402
     ROOT,
     SHARED_DATA,
+    add_earlier_part,
     machine,
     model_facts,
     require,
@@ -98,12 +99,6 @@ def main() -> None:
             callbacks=[time_budget_callback(args.hours * 3600)],
         )
     train_seconds = time.perf_counter() - start
-    hours_budget = args.hours
-    if previous:  # one training run, made in several parts
-        train_seconds += previous.get("train_seconds") or 0
-        hours_budget += previous.get("hours_budget") or 0
-    command = " ".join(["python", *sys.argv])
-    commands = previous.get("commands", [previous["command"]] if "command" in previous else [])
 
     translator = tandem.Translator.from_dir(model_dir)
     decode = DecodeConfig(strategy="beam", beam_size=args.beam, batch_size=128)
@@ -113,14 +108,14 @@ def main() -> None:
     rates = error_rates(hypotheses, [prons for _, prons in test])
     result = {
         "benchmark": "g2p",
-        "commands": [*commands, command],
+        "commands": [*previous.get("commands", []), " ".join(["python", *sys.argv])],
         "wer": rates["wer"],
         "per": rates["per"],
         "n_test_words": rates["n_sources"],
         "train_pairs": len(train_pairs),
         "dev_pairs": len(dev_pairs),
         "train_seconds": None if args.reuse else train_seconds,
-        "hours_budget": hours_budget,
+        "hours_budget": args.hours,
         "decode": {"strategy": "beam", "beam_size": args.beam, "seconds": decode_seconds},
         "model": model_facts(model_dir),
         "examples": [
@@ -129,6 +124,8 @@ def main() -> None:
         ],
         "machine": machine(),
     }
+    if previous and not args.reuse:  # one training run, made in several parts
+        add_earlier_part(result, previous)
     write_json(result, args.output)
 
 

@@ -31,6 +31,7 @@ import tandem  # noqa: E402
 from common import (  # noqa: E402
     ROOT,
     TATOEBA,
+    add_earlier_part,
     machine,
     model_facts,
     require,
@@ -44,14 +45,8 @@ from tandem.data.reading import group_references, read_pairs  # noqa: E402
 from tandem.evaluation import score  # noqa: E402
 from tandem.training import train  # noqa: E402
 
-ATTENTION = ModelConfig(
-    latent_dim=512,
-    embedding_dim=256,
-    bidirectional=True,
-    attention="general",
-    dropout=0.2,
-    num_layers=2,
-)
+# The full data: the small-data architecture, wider and with less dropout.
+ATTENTION = dataclasses.replace(small_attention(), latent_dim=512, embedding_dim=256, dropout=0.2)
 ADAM = {"optimizer": "adam", "epochs": 100, "gradient_clip_norm": 1.0}
 SUBWORDS = DataConfig(source_tokens="spm", target_tokens="spm", spm_vocab_size=4000)
 RUNS = {  # name: (model, training, data)
@@ -151,9 +146,8 @@ def main() -> None:
         if args.reuse and name in results:  # scored again: the training facts stay
             for key in ("train_seconds", "hours_budget"):
                 result[key] = results[name].get(key)
-        elif args.resume and name in results:  # one training run, made in several parts
-            for key in ("train_seconds", "hours_budget"):
-                result[key] = (results[name].get(key) or 0) + result[key]
+        elif args.resume and name in results:
+            add_earlier_part(result, results[name])
         results[name] = result
         print(json.dumps({name: results[name]["chrf"]}), file=sys.stderr)
     candidates = [name for name in CANDIDATES if results.get(name, {}).get("dev_chrf")]

@@ -28,6 +28,12 @@ def small_attention():
     )
 
 
+def add_earlier_part(result: dict, earlier: dict) -> None:
+    """One training run made in several parts (`--resume`): training time and budget add up."""
+    for key in ("train_seconds", "hours_budget"):
+        result[key] = (earlier.get(key) or 0) + result[key]
+
+
 def require(path: Path) -> Path:
     """Exit with a clear message when a shared data set is absent."""
     if not path.exists():
