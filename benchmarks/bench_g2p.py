@@ -81,9 +81,11 @@ def main() -> None:
         train=TrainConfig(
             optimizer="adam",
             epochs=100,
-            patience=3,
-            batch_size=64,
+            patience=4,
+            batch_size=64,  # larger batches train no more words per second on 2 CPU cores
             label_smoothing=0.1,
+            lr_schedule="plateau",  # halve the rate after each epoch without a better dev loss
+            lr_patience=1,
             validation_split=validation_split_for(len(train_pairs), len(dev_pairs)),
         ),
     ).replace("data", target_tokens="word")
