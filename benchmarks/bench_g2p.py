@@ -82,7 +82,7 @@ def main() -> None:
             optimizer="adam",
             epochs=100,
             patience=4,
-            batch_size=64,  # larger batches train no more words per second on 2 CPU cores
+            batch_size=64,  # larger batches train about as many words per second here
             label_smoothing=0.1,
             lr_schedule="plateau",  # halve the rate after each epoch without a better dev loss
             lr_patience=1,
