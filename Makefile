@@ -39,7 +39,7 @@ bench-tatoeba: $(STAMP)
 	$(BIN)/python benchmarks/bench_tatoeba.py --output benchmarks/results/tatoeba.json
 
 bench-g2p: $(STAMP)
-	$(BIN)/python benchmarks/bench_g2p.py --output benchmarks/results/g2p.json
+	$(BIN)/python benchmarks/bench_g2p.py --average-last 5 --output benchmarks/results/g2p.json
 
 bench-train: $(STAMP)
 	$(BIN)/python benchmarks/bench_train.py --output benchmarks/results/train.json

@@ -3,7 +3,7 @@
 Dev words are carved from train.tsv by word (fixed seed); test.tsv is scored once with every
 accepted pronunciation. Characters in, phoneme words out.
 
-    python benchmarks/bench_g2p.py --output benchmarks/results/g2p.json [--hours 3]
+    python benchmarks/bench_g2p.py --average-last 5 --output benchmarks/results/g2p.json [--hours 3]
     python benchmarks/bench_g2p.py --output benchmarks/results/g2p.json --resume --hours 1
 """
 
@@ -32,7 +32,7 @@ from common import (  # noqa: E402
     write_json,
 )
 from tandem.config import Config, DecodeConfig, TrainConfig  # noqa: E402
-from tandem.data.reading import read_lines, read_pairs  # noqa: E402
+from tandem.data.reading import group_references, read_lines, read_pairs  # noqa: E402
 from tandem.evaluation import error_rates  # noqa: E402
 from tandem.training import train  # noqa: E402
 
@@ -57,6 +57,13 @@ def main() -> None:
     parser.add_argument("--dev-words", type=int, default=2000)
     parser.add_argument("--beam", type=int, default=5)
     parser.add_argument("--reuse", action="store_true", help="score an already trained model")
+    parser.add_argument(
+        "--average-last",
+        type=int,
+        metavar="N",
+        help="save the mean of the weights of the last N epochs up to the best (may be "
+        "switched on when resuming: epochs trained without it are left out of the mean)",
+    )
     parser.add_argument(
         "--resume",
         action="store_true",
@@ -87,13 +94,14 @@ def main() -> None:
             lr_schedule="plateau",  # halve the rate after each epoch without a better dev loss
             lr_patience=1,
             validation_split=validation_split_for(len(train_pairs), len(dev_pairs)),
+            average_last=args.average_last,
         ),
     ).replace("data", target_tokens="word")
 
     model_dir = Path(args.model_dir)
     start = time.perf_counter()
     if not args.reuse:
-        train(
+        trained = train(
             train_pairs + dev_pairs,
             config,
             model_dir,
@@ -101,6 +109,7 @@ def main() -> None:
             callbacks=[time_budget_callback(args.hours * 3600)],
         )
     train_seconds = time.perf_counter() - start
+    averaged = list(trained.averaged_epochs) if not args.reuse else None
 
     translator = tandem.Translator.from_dir(model_dir)
     decode = DecodeConfig(strategy="beam", beam_size=args.beam, batch_size=128)
@@ -108,12 +117,20 @@ def main() -> None:
     hypotheses = translator.translate([word for word, _ in test], decode)
     decode_seconds = time.perf_counter() - start
     rates = error_rates(hypotheses, [prons for _, prons in test])
+    dev_grouped = group_references(dev_pairs)
+    dev_rates = error_rates(
+        translator.translate([word for word, _ in dev_grouped], decode),
+        [prons for _, prons in dev_grouped],
+    )
     result = {
         "benchmark": "g2p",
         "commands": [*previous.get("commands", []), " ".join(["python", *sys.argv])],
         "wer": rates["wer"],
         "per": rates["per"],
         "n_test_words": rates["n_sources"],
+        "dev_wer": dev_rates["wer"],
+        "dev_per": dev_rates["per"],
+        "averaged_epochs": averaged,
         "train_pairs": len(train_pairs),
         "dev_pairs": len(dev_pairs),
         "train_seconds": None if args.reuse else train_seconds,

@@ -50,6 +50,7 @@ def test_defaults_keep_the_previous_behaviour():
         ({"lr_factor": 1.0}, r"train.lr_factor must be in \(0, 1\)"),
         ({"lr_factor": 0}, r"train.lr_factor must be in \(0, 1\)"),
         ({"learning_rate": float("nan")}, "train.learning_rate must be > 0"),
+        ({"average_last": 0}, "train.average_last must be a positive integer"),
     ],
 )
 def test_bad_values_name_the_key(changes, message):
@@ -74,11 +75,14 @@ def test_flags_reach_the_config():
             "2",
             "--lr-factor",
             "0.25",
+            "--average-last",
+            "3",
         ]
     )
     train = train_config(args).train
     assert (train.gradient_clip_norm, train.label_smoothing) == (1.5, 0.1)
     assert (train.lr_schedule, train.lr_patience, train.lr_factor) == ("plateau", 2, 0.25)
+    assert train.average_last == 3
     assert train_config(build_parser().parse_args(["train", "d", "-o", "m"])).train == TrainConfig()
 
 
@@ -201,3 +205,70 @@ def test_validation_score_is_logged_every_n_epochs(tmp_path):
     train(phonemes * 2, config, tmp_path / "words", verbose=0)
     history = read_history(tmp_path / "words" / "history.csv")
     assert all(0.0 <= row["val_wer"] <= 100.0 and "val_per" in row for row in history)
+
+
+# -- checkpoint averaging --------------------------------------------------------------------
+
+
+def _snapshot(model_dir, epoch) -> list[np.ndarray]:
+    with np.load(model_dir / "checkpoints" / "epochs" / f"epoch-{epoch:04d}.npz") as archive:
+        return [archive[f"arr_{i}"] for i in range(len(archive.files))]
+
+
+def _saved_weights(model_dir) -> list[np.ndarray]:
+    model = load_model_dir(model_dir).model.fit_model
+    return [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
+
+
+@pytest.mark.slow
+def test_average_last_saves_the_mean_of_the_last_epochs(tmp_path):
+    from tandem.training import train
+
+    result = train(PAIRS, tiny_config(epochs=4, optimizer="adam", average_last=3), tmp_path)
+    assert result.averaged_epochs == (2, 3, 4) and result.final_epoch == 4
+    kept = sorted(p.name for p in (tmp_path / "checkpoints" / "epochs").iterdir())
+    assert kept == ["epoch-0002.npz", "epoch-0003.npz", "epoch-0004.npz"]  # epoch 1 dropped
+    snapshots = [_snapshot(tmp_path, epoch) for epoch in (2, 3, 4)]
+    saved = _saved_weights(tmp_path)
+    for index, weights in enumerate(saved):
+        mean = np.mean([snapshot[index] for snapshot in snapshots], axis=0)
+        np.testing.assert_allclose(weights, mean, rtol=1e-5, atol=1e-7)
+    # The epochs differ, so the mean is not the last epoch's weights.
+    assert any(not np.allclose(w, last) for w, last in zip(saved, snapshots[-1], strict=True))
+
+
+@pytest.mark.slow
+def test_average_last_can_be_switched_on_when_resuming(tmp_path):
+    from tandem.training import TrainingInterrupted, train
+
+    config = tiny_config(epochs=4, optimizer="adam")
+    with pytest.raises(TrainingInterrupted):
+        train(PAIRS, config, tmp_path, verbose=0, callbacks=[StopAt(epoch=2)])
+    averaging = config.replace("train", average_last=3)
+    result = train(PAIRS, averaging, tmp_path, resume=True, verbose=0)
+    # Epoch 2 trained without snapshots: only the resumed epochs are averaged.
+    assert result.averaged_epochs == (3, 4)
+    assert Config.load(tmp_path / "config.json").train.average_last == 3
+    saved = _saved_weights(tmp_path)
+    three, four = _snapshot(tmp_path, 3), _snapshot(tmp_path, 4)
+    for weights, a, b in zip(saved, three, four, strict=True):
+        np.testing.assert_allclose(weights, (a + b) / 2, rtol=1e-5, atol=1e-7)
+    # Any other change is still refused.
+    other = averaging.replace("train", epochs=6, label_smoothing=0.2)
+    with pytest.raises(Exception, match="train.label_smoothing"):
+        train(PAIRS, other, tmp_path, resume=True, verbose=0)
+
+
+@pytest.mark.slow
+def test_average_last_ends_at_the_best_epoch_with_early_stopping(tmp_path):
+    from tandem.training import train
+
+    # At 1e-30 nothing changes, so epoch 1 stays best and patience 2 stops after epoch 3.
+    config = tiny_config(
+        epochs=10, optimizer="sgd", learning_rate=1e-30, patience=2, average_last=2
+    )
+    result = train(PAIRS, config, tmp_path, verbose=0)
+    assert len(result.history) == 3 and result.final_epoch == 1
+    assert result.averaged_epochs == (1,)  # there is no epoch 0 to average with
+    kept = sorted(p.name for p in (tmp_path / "checkpoints" / "epochs").iterdir())
+    assert kept == ["epoch-0001.npz", "epoch-0002.npz", "epoch-0003.npz"]  # 2 + patience 2

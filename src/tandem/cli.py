@@ -78,6 +78,7 @@ def train_config(args: argparse.Namespace):
         lr_patience=args.lr_patience,
         lr_factor=args.lr_factor,
         score_every=args.score_every,
+        average_last=args.average_last,
     )
 
 
@@ -110,12 +111,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"tandem: {exc}", file=sys.stderr)
         return exc.exit_code
     last = result.history[-1]
+    kept = f"model of epoch {result.final_epoch}"
+    if len(result.averaged_epochs) > 1:
+        first, final = result.averaged_epochs[0], result.averaged_epochs[-1]
+        kept = f"model averaging {len(result.averaged_epochs)} epochs ({first}-{final})"
     print(
         f"trained {len(result.history)} epochs on {result.train_pairs} pairs "
         + (f"(resumed after epoch {result.initial_epoch}; " if result.initial_epoch else "(")
         + f"{result.seconds_per_epoch:.1f} s/epoch, loss {last['loss']:.4f}"
         + (f", val_loss {last['val_loss']:.4f}" if "val_loss" in last else "")
-        + f"); model of epoch {result.final_epoch} written to {result.model_dir}",
+        + f"); {kept} written to {result.model_dir}",
         file=sys.stderr,
     )
     return 0
@@ -325,6 +330,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="F",
         help=f"plateau: multiply the learning rate by F at a cut (default: {TRAIN.lr_factor})",
+    )
+    train.add_argument(
+        "--average-last",
+        type=int,
+        metavar="N",
+        help="save the average of the weights of the N epochs ending at the kept one (the "
+        "best with --patience, else the last); may be set when resuming (default: off)",
     )
     train.add_argument(
         "--resume",

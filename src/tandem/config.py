@@ -99,6 +99,8 @@ class TrainConfig:
     lr_factor: float = 0.5  # plateau: the learning rate is multiplied by this at each cut
     score_every: int | None = None  # greedy-decode the validation split every N epochs and
     # log val_chrf (val_wer and val_per for word targets); None: off
+    average_last: int | None = None  # the saved model averages the weights of the N epochs
+    # ending at the one it keeps (the best with early stopping, else the last); None: off
 
     def __post_init__(self):
         _check_positive(self, "epochs")
@@ -122,6 +124,7 @@ class TrainConfig:
         _check_choice(self, "lr_schedule", LR_SCHEDULES)
         _check_positive(self, "score_every", allow_none=True)
         _check_positive(self, "lr_patience")
+        _check_positive(self, "average_last", allow_none=True)
         if not _is_number(self.lr_factor, low=0.0, high=1.0):
             raise ConfigError(f"train.lr_factor must be in (0, 1), got {self.lr_factor!r}")
 

@@ -20,6 +20,7 @@ from tandem.training.checkpoints import (
     MARKERS_ENV,
     Checkpoint,
     copy_checkpoint_files,
+    save_snapshot,
     save_training_model,
     seed_generator_states,
     write_checkpoint,
@@ -87,6 +88,8 @@ class Checkpointer(keras.callbacks.Callback):
         epochs: the planned number of epochs (recorded in the state).
         resumed: the checkpoint this run continues, if any.
         stateful: Keras callbacks to save and restore, by `RESUMABLE_FIELDS` name.
+        snapshots: keep the trainable weights of this many recent epochs (for averaging;
+            written before the last checkpoint, so a resumed epoch rewrites its own).
     """
 
     def __init__(
@@ -97,6 +100,7 @@ class Checkpointer(keras.callbacks.Callback):
         epochs: int,
         resumed: Checkpoint | None = None,
         stateful: dict[str, keras.callbacks.Callback] | None = None,
+        snapshots: int = 0,
     ):
         super().__init__()
         self.model_dir = Path(model_dir)
@@ -105,6 +109,7 @@ class Checkpointer(keras.callbacks.Callback):
         self.epochs = epochs
         self.resumed = resumed
         self.stateful = {k: v for k, v in (stateful or {}).items() if v is not None}
+        self.snapshots = snapshots
         state = resumed.state if resumed else {}
         self.history: list[dict] = resumed.history() if resumed else []
         self.best: float | None = state.get("best")
@@ -153,6 +158,8 @@ class Checkpointer(keras.callbacks.Callback):
         early_stopping = self.stateful.get("early_stopping")
         self.stopped_early = bool(early_stopping and early_stopping.stopped_epoch > 0)
         state = self._state(epoch + 1)
+        if self.snapshots:
+            save_snapshot(self.model, self.model_dir, epoch + 1, keep=self.snapshots)
         last = write_checkpoint(
             self.model_dir,
             LAST,

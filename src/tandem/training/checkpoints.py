@@ -4,6 +4,8 @@ Layout, inside a model directory:
 
     checkpoints/last/   the most recent epoch that ended with a finite loss
     checkpoints/best/   the epoch with the lowest monitored loss (val_loss, else loss)
+    checkpoints/epochs/ with `train.average_last`: the trainable weights of recent epochs,
+                        `epoch-NNNN.npz` (written atomically; the saved model averages them)
 
 each holding `model.keras` (the compiled training model: weights and optimizer state),
 `history.csv` (one row per epoch so far) and `state.json` (epochs done, best loss, shuffling
@@ -40,6 +42,7 @@ from tandem.model_dir import (
 
 CHECKPOINTS_DIR = "checkpoints"
 LAST, BEST = "last", "best"
+EPOCHS_DIR = "epochs"
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.csv"
 STATE_FILE = "state.json"
@@ -142,6 +145,70 @@ def copy_checkpoint_files(source: Path) -> Callable[[Path], None]:
                 shutil.copyfile(path, directory / path.name)
 
     return fill
+
+
+def snapshot_path(model_dir: str | Path, epoch: int) -> Path:
+    """Where the trainable weights of `epoch` (1-based) are kept for averaging."""
+    return checkpoint_root(model_dir) / EPOCHS_DIR / f"epoch-{epoch:04d}.npz"
+
+
+def save_snapshot(model: keras.Model, model_dir: str | Path, epoch: int, keep: int) -> None:
+    """Write `epoch`'s trainable weights atomically; drop snapshots `keep` or more epochs older."""
+    path = snapshot_path(model_dir, epoch)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.tmp.npz")
+    arrays = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
+    try:
+        with open(temporary, "wb") as file:
+            np.savez(file, *arrays)
+        fsync_file(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+    for old in path.parent.glob("epoch-*.npz"):
+        if _snapshot_epoch(old) is not None and _snapshot_epoch(old) <= epoch - keep:
+            old.unlink()
+
+
+def average_snapshots(
+    model: keras.Model, model_dir: str | Path, last: int, count: int
+) -> list[int]:
+    """Set `model`'s trainable weights to the mean of epochs `last - count + 1 .. last`.
+
+    Epochs without a snapshot (from before averaging was switched on) are left out; with
+    none at all, `model` is unchanged. Other variables (dropout RNG states) stay as they are.
+
+    Returns:
+        The epochs averaged, in order.
+
+    Raises:
+        CheckpointError: a snapshot that cannot be read or does not fit `model`.
+    """
+    variables = model.trainable_variables
+    epochs = [e for e in range(last - count + 1, last + 1) if snapshot_path(model_dir, e).exists()]
+    total = None
+    for epoch in epochs:
+        path = snapshot_path(model_dir, epoch)
+        try:
+            with np.load(path) as archive:
+                arrays = [archive[f"arr_{i}"] for i in range(len(archive.files))]
+        except (OSError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"{path}: cannot read weight snapshot: {exc}") from None
+        shapes = [tuple(v.shape) for v in variables]
+        if [a.shape for a in arrays] != shapes:
+            raise CheckpointError(f"{path}: the weight snapshot does not fit this model")
+        arrays = [a.astype(np.float64) for a in arrays]
+        total = arrays if total is None else [t + a for t, a in zip(total, arrays, strict=True)]
+    if total is not None:
+        for variable, summed in zip(variables, total, strict=True):
+            variable.assign((summed / len(epochs)).astype(variable.dtype))
+    return epochs
+
+
+def _snapshot_epoch(path: Path) -> int | None:
+    number = path.stem.removeprefix("epoch-")
+    return int(number) if number.isdigit() else None
 
 
 def restore_training_model(model: keras.Model, checkpoint: Checkpoint) -> None:

@@ -32,7 +32,8 @@ from tandem.training.checkpoints import (
     write_checkpoint,
 )
 
-EPOCHS_KEY = "train.epochs"  # how long a run goes on: the one setting --resume may change
+# What --resume may change: how long the run goes on, and what its end saves.
+RESUMABLE_KEYS = ("train.epochs", "train.average_last")
 
 
 def data_fingerprint(pairs: Sequence[tuple[str, str]]) -> dict:
@@ -45,7 +46,7 @@ def data_fingerprint(pairs: Sequence[tuple[str, str]]) -> dict:
 
 def saved_config(model_dir: str | Path) -> Config:
     """The config of the run in `model_dir` (`--resume` starts from it; flags other than
-    `--epochs` may not change it).
+    `--epochs` and `--average-last` may not change it).
 
     Raises:
         TandemError: there is no run to resume there.
@@ -94,9 +95,10 @@ def open_resumed_run(
 
     A run continues until it has done `config.train.epochs` epochs: an interrupted run from
     its last checkpoint, and a finished one (stopped by its epochs or by a callback, not by
-    early stopping) too when `config` asks for more epochs than it has done. The number of
-    epochs is the only setting that may differ from the run's own; the new one is written
-    into the directory's config so that a later `--resume` keeps it.
+    early stopping) too when `config` asks for more epochs than it has done. Only the number
+    of epochs and `train.average_last` may differ from the run's own (averaging covers the
+    epochs that kept snapshots); the new values are written into the directory's config so
+    that a later `--resume` keeps them.
 
     Returns:
         The last checkpoint, the run's source and target vocabularies, and its manifest.
@@ -110,7 +112,9 @@ def open_resumed_run(
         raise TandemError(f"{model_dir}: no training run to resume")
     saved = saved_config(model_dir)
     differences = [
-        line for line in config_differences(saved, config) if not line.startswith(f"{EPOCHS_KEY} ")
+        line
+        for line in config_differences(saved, config)
+        if not line.startswith(tuple(f"{key} " for key in RESUMABLE_KEYS))
     ]
     if differences:
         raise TandemError(
@@ -144,7 +148,7 @@ def open_resumed_run(
             f"resume with --epochs above {done} to train further"
         )
     repair_best(model_dir, last)
-    if config.train.epochs != saved.train.epochs:
+    if config != saved:  # only RESUMABLE_KEYS can differ here
         write_atomically(model_dir / CONFIG_FILE, config.save)
     source_vocab = Vocabulary.load(model_dir / SOURCE_VOCAB_FILE)
     target_vocab = Vocabulary.load(model_dir / TARGET_VOCAB_FILE)

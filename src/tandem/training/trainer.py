@@ -37,6 +37,7 @@ from tandem.training.checkpoints import (
     BEST,
     LAST,
     Checkpoint,
+    average_snapshots,
     checkpoint_root,
     find_checkpoint,
     restore_training_model,
@@ -60,6 +61,7 @@ class TrainResult:
     filtered_pairs: int  # dropped by max_source_length / max_target_length
     initial_epoch: int = 0  # epochs done before this call (resumed runs)
     final_epoch: int = 0  # the epoch (1-based) whose weights the saved model holds
+    averaged_epochs: tuple[int, ...] = ()  # with train.average_last: the epochs averaged
 
     @property
     def seconds_per_epoch(self) -> float:
@@ -102,7 +104,8 @@ def train(
     Every epoch ends with an atomic checkpoint in `output_dir/checkpoints/` (see
     `tandem.training.checkpoints`). The saved model holds the best epoch's weights (lowest
     val_loss, or loss without validation) when early stopping is on (`train.patience`), as
-    Keras's `restore_best_weights` does, and the last epoch's otherwise.
+    Keras's `restore_best_weights` does, and the last epoch's otherwise; with
+    `train.average_last` N, the mean of the weights of the N epochs ending at that one.
 
     Args:
         pairs: (source, target) sentence pairs, in file order.
@@ -233,6 +236,10 @@ def _train(
         config.train.epochs,
         resumed=checkpoint,
         stateful={"early_stopping": early_stopping, "lr_plateau": lr_plateau},
+        # Enough recent epochs that the best one and the average_last - 1 before it are kept.
+        snapshots=(config.train.average_last or 0) + (config.train.patience or 0)
+        if config.train.average_last
+        else 0,
     )
     # Order matters: the checkpointer saves what the schedule and early stopping decided.
     all_callbacks = [
@@ -273,6 +280,13 @@ def _train(
     if best is not None:
         model.fit_model.load_weights(best.model_path)
         final_epoch = best.epoch
+    averaged: list[int] = []
+    if config.train.average_last:
+        averaged = average_snapshots(
+            model.fit_model, output_dir, final_epoch, config.train.average_last
+        )
+        if verbose:
+            print(f"saved the average of the weights of epochs {averaged}", file=sys.stderr)
     write_history(output_dir / HISTORY_FILE, checkpointer.history)
     draw_learning_curve(checkpointer.history, output_dir / CURVE_FILE)
     save_model_dir(output_dir, model, source_vocab, target_vocab, config, train_data)
@@ -284,6 +298,7 @@ def _train(
         filtered_pairs=len(pairs) - len(kept),
         initial_epoch=initial_epoch,
         final_epoch=final_epoch,
+        averaged_epochs=tuple(averaged),
     )
 
 
