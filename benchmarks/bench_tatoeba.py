@@ -85,12 +85,10 @@ class SeedRange:
         self.max_target = max(len(self.targets.tokenize(t)) for _, t in pairs)
 
     def source(self, text: str) -> bool:
-        tokens = self.sources.tokenize(text)
-        return len(tokens) <= self.max_source and not self.sources.unknown_tokens(text)
+        return self.sources.covers(text, self.max_source)
 
     def pair(self, source: str, target: str) -> bool:
-        fits = len(self.targets.tokenize(target)) <= self.max_target
-        return fits and self.source(source) and not self.targets.unknown_tokens(target)
+        return self.source(source) and self.targets.covers(target, self.max_target)
 
 
 def run(name: str, args, train_pairs, dev_pairs, test_grouped) -> dict:

@@ -95,8 +95,7 @@ class Translator:
 
     def is_within_training_range(self, text: str) -> bool:
         """True when every token of `text` is known and it is no longer than training sources."""
-        tokens = self.source_vocab.tokenize(text)
-        return len(tokens) <= self.max_source_length and not self.source_vocab.unknown_tokens(text)
+        return self.source_vocab.covers(text, self.max_source_length)
 
     def translate(
         self, texts: Sequence[str], decode: DecodeConfig | None = None, **options

@@ -99,6 +99,11 @@ class Vocabulary:
         """The tokens of `text` that this vocabulary does not know."""
         return [token for token in self.tokenizer.tokenize(text) if token not in self.stoi]
 
+    def covers(self, text: str, max_tokens: int) -> bool:
+        """True when every token of `text` is known and there are at most `max_tokens`."""
+        tokens = self.tokenizer.tokenize(text)
+        return len(tokens) <= max_tokens and all(token in self.stoi for token in tokens)
+
     def to_dict(self) -> dict:
         data = {"kind": self.kind, "reserved": list(RESERVED), "tokens": self.tokens}
         if self.spm_model is not None:

@@ -167,7 +167,8 @@ def save_snapshot(model: keras.Model, model_dir: str | Path, epoch: int, keep: i
         temporary.unlink(missing_ok=True)
     fsync_dir(path.parent)
     for old in path.parent.glob("epoch-*.npz"):
-        if _snapshot_epoch(old) is not None and _snapshot_epoch(old) <= epoch - keep:
+        old_epoch = _snapshot_epoch(old)
+        if old_epoch is not None and old_epoch <= epoch - keep:
             old.unlink()
 
 
@@ -186,6 +187,7 @@ def average_snapshots(
         CheckpointError: a snapshot that cannot be read or does not fit `model`.
     """
     variables = model.trainable_variables
+    shapes = [tuple(v.shape) for v in variables]
     epochs = [e for e in range(last - count + 1, last + 1) if snapshot_path(model_dir, e).exists()]
     total = None
     for epoch in epochs:
@@ -195,7 +197,6 @@ def average_snapshots(
                 arrays = [archive[f"arr_{i}"] for i in range(len(archive.files))]
         except (OSError, ValueError, KeyError) as exc:
             raise CheckpointError(f"{path}: cannot read weight snapshot: {exc}") from None
-        shapes = [tuple(v.shape) for v in variables]
         if [a.shape for a in arrays] != shapes:
             raise CheckpointError(f"{path}: the weight snapshot does not fit this model")
         arrays = [a.astype(np.float64) for a in arrays]

@@ -237,7 +237,7 @@ def _train(
         resumed=checkpoint,
         stateful={"early_stopping": early_stopping, "lr_plateau": lr_plateau},
         # Enough recent epochs that the best one and the average_last - 1 before it are kept.
-        snapshots=(config.train.average_last or 0) + (config.train.patience or 0)
+        snapshots=config.train.average_last + (config.train.patience or 0)
         if config.train.average_last
         else 0,
     )
