@@ -42,6 +42,12 @@ def test_unknown_section_is_an_error():
     [
         (lambda: ModelConfig(latent_dim=0), "model.latent_dim must be a positive integer"),
         (lambda: ModelConfig(cell="rnn"), "model.cell must be one of lstm"),
+        (lambda: ModelConfig(output_dropout=1.0), "model.output_dropout must be in"),
+        (lambda: ModelConfig(dropout="0.3"), "model.dropout must be in"),
+        (
+            lambda: ModelConfig(inputs="one_hot", embedding_dropout=0.1),
+            "embedding_dropout needs inputs: embedding",
+        ),
         (lambda: TrainConfig(optimizer="adagrad"), "train.optimizer must be one of"),
         (lambda: TrainConfig(validation_split=1.0), "validation_split must be in"),
         (lambda: TrainConfig(batch_size=True), "batch_size must be a positive integer"),

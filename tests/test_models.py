@@ -1,5 +1,7 @@
 """Every model family's three graphs agree with each other, before and after save/load."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -23,7 +25,14 @@ FAMILIES = {
     "deep": ModelConfig(latent_dim=12, embedding_dim=6, num_layers=2, dropout=0.3),
     "bidirectional": ModelConfig(latent_dim=12, embedding_dim=6, bidirectional=True),
     "dot": ModelConfig(latent_dim=12, embedding_dim=6, attention="dot"),
-    "general": ModelConfig(latent_dim=12, embedding_dim=6, attention="general", num_layers=2),
+    "general": ModelConfig(
+        latent_dim=12,
+        embedding_dim=6,
+        attention="general",
+        num_layers=2,
+        embedding_dropout=0.2,
+        output_dropout=0.3,
+    ),
     "bahdanau_bigru": ModelConfig(
         latent_dim=12, embedding_dim=6, attention="bahdanau", cell="gru", bidirectional=True
     ),
@@ -39,6 +48,7 @@ FAMILIES = {
         cell="gru",
         num_layers=2,
         dropout=0.2,
+        output_dropout=0.2,
         bidirectional=True,
     ),
 }
@@ -149,6 +159,30 @@ def test_fit_model_is_the_training_model_on_id_batches(family):
         graph.compile(loss="sparse_categorical_crossentropy")
         losses.append(graph.evaluate(inputs, targets, sample_weight=weights, verbose=0))
     assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"embedding_dropout": 0.5}, {"output_dropout": 0.5}, {"dropout": 0.5, "num_layers": 2}],
+)
+def test_each_dropout_acts_in_training_only(changes):
+    """Every dropout rate reaches the training graph: two training-mode calls differ, two
+    inference calls agree, and a rate of 0 makes training mode deterministic too."""
+    source, decoder = random_batch()
+
+    def calls(config, training):
+        model = build(config)
+        return [np.asarray(model.training_model([source, decoder], training=training))
+                for _ in range(2)]  # fmt: skip
+
+    config = ModelConfig(latent_dim=12, embedding_dim=6, attention="general", **changes)
+    first, second = calls(config, training=True)
+    assert not np.allclose(first, second)
+    first, second = calls(config, training=False)
+    np.testing.assert_array_equal(first, second)
+    zeros = {name: 0.0 for name in changes if name != "num_layers"}
+    first, second = calls(dataclasses.replace(config, **zeros), training=True)
+    np.testing.assert_array_equal(first, second)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

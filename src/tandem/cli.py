@@ -59,6 +59,8 @@ def train_config(args: argparse.Namespace):
         mask_padding=False if args.no_masking else None,
         num_layers=args.layers,
         dropout=args.dropout,
+        embedding_dropout=args.embedding_dropout,
+        output_dropout=args.output_dropout,
         bidirectional=args.bidirectional or None,
         attention=args.attention,
         input_feeding=args.input_feeding or None,
@@ -270,6 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--dropout", type=float, help=f"dropout between layers (default: {MODEL.dropout})"
+    )
+    model.add_argument(
+        "--embedding-dropout",
+        type=float,
+        help=f"dropout on the token embeddings (default: {MODEL.embedding_dropout})",
+    )
+    model.add_argument(
+        "--output-dropout",
+        type=float,
+        help=f"dropout before the output softmax (default: {MODEL.output_dropout})",
     )
     model.add_argument("--bidirectional", action="store_true", help="bidirectional encoder")
     model.add_argument(

@@ -57,6 +57,8 @@ class ModelConfig:
     mask_padding: bool = True  # padding neither feeds the recurrent layers nor counts in the loss
     num_layers: int = 1  # stacked recurrent layers on each side
     dropout: float = 0.0  # dropout between stacked layers
+    embedding_dropout: float = 0.0  # dropout on the token embeddings of both sides
+    output_dropout: float = 0.0  # dropout on the decoder's output vectors, before the softmax
     bidirectional: bool = False  # bidirectional encoder, its states bridged to latent_dim
     attention: str = "none"  # none | dot | general (Luong) | bahdanau (additive)
     input_feeding: bool = False  # feed the previous attentional vector into the decoder
@@ -67,8 +69,11 @@ class ModelConfig:
         _check_choice(self, "attention", ATTENTIONS)
         for name in ("latent_dim", "embedding_dim", "num_layers"):
             _check_positive(self, name)
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        for name in ("dropout", "embedding_dropout", "output_dropout"):
+            if not _is_number(getattr(self, name), low=0.0, high=1.0, closed_low=True):
+                raise ConfigError(f"model.{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if self.embedding_dropout and self.inputs != "embedding":
+            raise ConfigError("model.embedding_dropout needs inputs: embedding")
         if self.input_feeding and self.attention == "none":
             raise ConfigError("model.input_feeding needs attention (dot, general or bahdanau)")
         for name in ("mask_padding", "bidirectional", "input_feeding"):

@@ -55,7 +55,9 @@ class Seq2Seq:
         self.one_hot = config.inputs == "one_hot"
         self.layers = layers if layers is not None else self._make_layers()
         self.state_size = 2 if config.cell == "lstm" else 1  # tensors per decoder layer
-        self._dropout = keras.layers.Dropout(config.dropout) if config.dropout else None
+        self._dropout = _dropout(config.dropout)
+        self._embedding_dropout = _dropout(config.embedding_dropout)
+        self._output_dropout = _dropout(config.output_dropout)
         self._build_graphs()
 
     # -- layers --------------------------------------------------------------------------
@@ -138,7 +140,8 @@ class Seq2Seq:
                 self.dims.num_encoder_tokens if side == "source" else self.dims.num_decoder_tokens
             )
             return ops.one_hot(tokens, width)  # (batch, steps, vocab)
-        return self.layers[f"{side}_embedding"](tokens)  # (batch, steps, embedding_dim)
+        x = self.layers[f"{side}_embedding"](tokens)  # (batch, steps, embedding_dim)
+        return self._embedding_dropout(x) if self._embedding_dropout else x
 
     def _encoder(self, x, mask):
         """(batch, steps, features) -> (memory (batch, steps, latent) or None, layer states)."""
@@ -169,7 +172,7 @@ class Seq2Seq:
             new_states = [
                 flat[i : i + self.state_size] for i in range(0, len(flat) - 1, self.state_size)
             ]
-            return self.layers["decoder_dense"](y), new_states, weights, flat[-1]
+            return self._project(y), new_states, weights, flat[-1]
         new_states = []
         for i, states in enumerate(layer_states):
             if i and self._dropout:
@@ -179,7 +182,13 @@ class Seq2Seq:
         weights = None
         if self.config.attention != "none":
             y, weights = self.layers["attention"](y, memory, source_mask)  # (b, t, latent)
-        return self.layers["decoder_dense"](y), new_states, weights, None  # (b, t, vocab)
+        return self._project(y), new_states, weights, None  # (b, t, vocab)
+
+    def _project(self, y):
+        """Decoder output vectors (batch, steps, latent) -> probabilities (batch, steps, vocab)."""
+        if self._output_dropout:
+            y = self._output_dropout(y)
+        return self.layers["decoder_dense"](y)
 
     # -- the three graphs ---------------------------------------------------------------
 
@@ -196,8 +205,8 @@ class Seq2Seq:
         else:
             encoder_inputs = keras.Input(shape=(None,), dtype="int32", name="encoder_inputs")
             decoder_inputs = keras.Input(shape=(None,), dtype="int32", name="decoder_inputs")
-            source = self.layers["source_embedding"](encoder_inputs)
-            target = self.layers["target_embedding"](decoder_inputs)
+            source = self._inputs("source", encoder_inputs)
+            target = self._inputs("target", decoder_inputs)
         attention = config.attention != "none"
         # Attention never attends to padding; the recurrent layers skip it when masking is on.
         source_mask = target_mask = attention_mask = None
@@ -335,6 +344,10 @@ class Seq2Seq:
             and config.attention == "none"
             and not config.mask_padding
         )
+
+
+def _dropout(rate: float):
+    return keras.layers.Dropout(rate) if rate else None
 
 
 def _rnn_name(side: str, cell: str, index: int) -> str:
