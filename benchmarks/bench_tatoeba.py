@@ -12,10 +12,10 @@ Runs (each with its own training time budget):
 Full-data runs are scored on dev.tsv too; the best attention model is the one with the best
 dev chrF (test.tsv never selects anything). Each model is decoded on dev greedily and with
 beams of 5 and 10 under several length normalisations; the decoding with the best dev chrF
-(or the one `--beam` fixes) is the one that scores test. With --merge, the runs already in --output that
-this invocation does not run are kept, so long runs can be made one at a time; with --resume
-a run continues from its last checkpoint (an interrupted one, or one its time budget
-stopped: --hours is then the budget of this part) and its training time adds up.
+(or the one `--beam` fixes) is the one that scores test. With --merge, the runs already in
+--output that this invocation does not run are kept, so long runs can be made one at a time;
+with --resume a run continues from its last checkpoint (an interrupted one, or one its time
+budget stopped: --hours is then the budget of this part) and its training time adds up.
 
     python benchmarks/bench_tatoeba.py --output benchmarks/results/tatoeba.json [--hours 3]
 """

@@ -70,8 +70,7 @@ class ModelConfig:
         for name in ("latent_dim", "embedding_dim", "num_layers"):
             _check_positive(self, name)
         for name in ("dropout", "embedding_dropout", "output_dropout"):
-            if not _is_number(getattr(self, name), low=0.0, high=1.0, closed_low=True):
-                raise ConfigError(f"model.{name} must be in [0, 1), got {getattr(self, name)!r}")
+            _check_fraction(self, name)
         if self.embedding_dropout and self.inputs != "embedding":
             raise ConfigError("model.embedding_dropout needs inputs: embedding")
         if self.input_feeding and self.attention == "none":
@@ -113,19 +112,13 @@ class TrainConfig:
         _check_choice(self, "optimizer", OPTIMIZERS)
         if self.learning_rate is not None and not _is_number(self.learning_rate, low=0.0):
             raise ConfigError(f"train.learning_rate must be > 0, got {self.learning_rate!r}")
-        if not _is_number(self.validation_split, low=0.0, high=1.0, closed_low=True):
-            raise ConfigError(
-                f"train.validation_split must be in [0, 1), got {self.validation_split!r}"
-            )
+        _check_fraction(self, "validation_split")
         _check_positive(self, "patience", allow_none=True)
         if self.gradient_clip_norm is not None and not _is_number(self.gradient_clip_norm, 0.0):
             raise ConfigError(
                 f"train.gradient_clip_norm must be > 0 or null, got {self.gradient_clip_norm!r}"
             )
-        if not _is_number(self.label_smoothing, low=0.0, high=1.0, closed_low=True):
-            raise ConfigError(
-                f"train.label_smoothing must be in [0, 1), got {self.label_smoothing!r}"
-            )
+        _check_fraction(self, "label_smoothing")
         _check_choice(self, "lr_schedule", LR_SCHEDULES)
         _check_positive(self, "score_every", allow_none=True)
         _check_positive(self, "lr_patience")
@@ -237,6 +230,14 @@ def _check_positive(obj, name: str, allow_none: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         section = type(obj).__name__.removesuffix("Config").lower()
         raise ConfigError(f"{section}.{name} must be a positive integer, got {value!r}")
+
+
+def _check_fraction(obj, name: str) -> None:
+    """A number in [0, 1): a rate or a share."""
+    value = getattr(obj, name)
+    if not _is_number(value, low=0.0, high=1.0, closed_low=True):
+        section = type(obj).__name__.removesuffix("Config").lower()
+        raise ConfigError(f"{section}.{name} must be in [0, 1), got {value!r}")
 
 
 def _check_choice(obj, name: str, choices: tuple[str, ...]) -> None:
