@@ -56,6 +56,11 @@ from tandem.training import train  # noqa: E402
 ATTENTION = dataclasses.replace(small_attention(), latent_dim=512, embedding_dim=256, dropout=0.2)
 ADAM = {"optimizer": "adam", "epochs": 100, "gradient_clip_norm": 1.0}
 SUBWORDS = DataConfig(source_tokens="spm", target_tokens="spm", spm_vocab_size=4000)
+# The G2P recipe: the learning rate halved after every epoch whose dev loss is not the best so
+# far, and the mean of the 5 epochs up to the best.
+DECAY_AND_AVERAGE = TrainConfig(
+    patience=4, label_smoothing=0.1, lr_schedule="plateau", lr_patience=1, average_last=5, **ADAM
+)
 RUNS = {  # name: (model, training, data)
     "seed": (ModelConfig.seed(), TrainConfig(epochs=100, patience=5), DataConfig()),
     "attention": (ATTENTION, TrainConfig(patience=3, **ADAM), DataConfig()),
@@ -64,24 +69,15 @@ RUNS = {  # name: (model, training, data)
         TrainConfig(patience=3, label_smoothing=0.1, **ADAM),
         SUBWORDS,
     ),
-    # The same with the G2P recipe: learning rate halved after every epoch whose dev loss is
-    # not the best so far, and the mean of the 5 epochs up to the best.
+    # The same with the G2P recipe.
     "attention-spm-decay": (
         dataclasses.replace(ATTENTION, dropout=0.3),
-        TrainConfig(
-            patience=4,
-            label_smoothing=0.1,
-            lr_schedule="plateau",
-            lr_patience=1,
-            average_last=5,
-            **ADAM,
-        ),
+        DECAY_AND_AVERAGE,
         SUBWORDS,
     ),
     # The small-data model on the full data, cheaper per epoch than the 512-wide one so that
     # more epochs fit: dropout 0.4 between layers, on the embeddings and before the softmax,
-    # 2,000 pieces per side, the G2P recipe (rate halved on every non-best dev epoch, the mean
-    # of the 5 epochs up to the best).
+    # 2,000 pieces per side, the G2P recipe.
     "attention-spm-small": (
         dataclasses.replace(
             small_attention(),
@@ -90,14 +86,7 @@ RUNS = {  # name: (model, training, data)
             embedding_dropout=0.4,
             output_dropout=0.4,
         ),
-        TrainConfig(
-            patience=4,
-            label_smoothing=0.1,
-            lr_schedule="plateau",
-            lr_patience=1,
-            average_last=5,
-            **ADAM,
-        ),
+        DECAY_AND_AVERAGE,
         dataclasses.replace(SUBWORDS, spm_vocab_size=2000),
     ),
     # 10,000 short pairs: a smaller attention model, dropout 0.5 between layers, on the
