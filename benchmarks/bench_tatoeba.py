@@ -238,6 +238,7 @@ def main() -> None:
                 result[key] = results[name].get(key)
         elif args.resume and name in results:
             add_earlier_part(result, results[name])
+        result["cpu"] = machine()["cpu"]  # runs merged into one file may come from different hosts
         results[name] = result
         print(json.dumps({name: results[name]["chrf"]}), file=sys.stderr)
     candidates = [name for name in CANDIDATES if results.get(name, {}).get("dev_chrf")]
