@@ -109,14 +109,8 @@ DECODINGS = [DecodeConfig(strategy="greedy", batch_size=64)] + [
     DecodeConfig(strategy="beam", beam_size=beam, alpha=alpha, batch_size=64)
     for beam, alpha in ((5, 0.0), (5, 0.3), (5, 0.6), (5, 1.0), (10, 0.0), (10, 0.6), (10, 1.0))
 ]
-# The best model is chosen among these, on dev.
-CANDIDATES = (
-    "attention",
-    "attention-spm",
-    "attention-spm-decay",
-    "attention-spm-small",
-    "attention-spm-feeding",
-)
+# The best model is chosen among these, on dev: every full-data attention run.
+CANDIDATES = tuple(name for name in RUNS if name.startswith("attention"))
 
 
 class SeedRange:
@@ -230,15 +224,17 @@ def main() -> None:
     if args.merge and args.output and Path(args.output).exists():
         previous = json.loads(Path(args.output).read_text(encoding="utf-8"))
     results = dict(previous.get("runs", {}))
+    host = machine()
     for name in args.runs:
         train_pairs = train_all[:10_000] if name == "seed-regime" else train_all
         result = run(name, args, train_pairs, dev, test_grouped)
+        # Runs merged into one file may come from different hosts: each says where it trained.
+        result["cpu"] = host["cpu"]
         if args.reuse and name in results:  # scored again: the training facts stay
-            for key in ("train_seconds", "hours_budget"):
+            for key in ("train_seconds", "hours_budget", "cpu"):
                 result[key] = results[name].get(key)
         elif args.resume and name in results:
             add_earlier_part(result, results[name])
-        result["cpu"] = machine()["cpu"]  # runs merged into one file may come from different hosts
         results[name] = result
         print(json.dumps({name: results[name]["chrf"]}), file=sys.stderr)
     candidates = [name for name in CANDIDATES if results.get(name, {}).get("dev_chrf")]
@@ -255,7 +251,7 @@ def main() -> None:
         "train_seconds": best.get("train_seconds"),
         "model": best.get("model"),
         "runs": results,
-        "machine": machine(),
+        "machine": host,
     }
     write_json(result, args.output)
 
