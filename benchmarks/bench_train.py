@@ -27,7 +27,7 @@ import tandem  # noqa: E402, F401, I001  (sets the Keras backend before Keras is
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from common import TATOEBA, machine, peak_rss_mb, require, write_json  # noqa: E402
-from tandem.config import Config, ModelConfig  # noqa: E402
+from tandem.config import Config, ModelConfig, TrainConfig  # noqa: E402
 from tandem.data.batching import encode_pairs, encode_sources  # noqa: E402
 from tandem.data.reading import group_references, read_pairs  # noqa: E402
 from tandem.data.vocabulary import Vocabulary  # noqa: E402
@@ -126,8 +126,9 @@ class TestChrf(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def training_peak_rss(data: Path, samples: int | None = None) -> float:
-    """Peak RSS of one tandem training epoch (seed architecture, masked) in its own process."""
+def training_peak_rss(data: Path, samples: int | None = None, epochs: int = 1) -> float:
+    """Peak RSS of `epochs` tandem training epochs (seed architecture, masked) in its own
+    process."""
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.json"
         Config(model=ModelConfig(inputs="one_hot")).save(config)
@@ -142,7 +143,7 @@ def training_peak_rss(data: Path, samples: int | None = None) -> float:
             "--config",
             str(config),
             "--epochs",
-            "1",
+            str(epochs),
             "--batch-size",
             str(MEMORY_BATCH_SIZE),
             "-q",
@@ -167,6 +168,19 @@ for index in range(len(batches)):
 """
 
 
+def training_steps(lines: list[str]) -> int:
+    """Training batches per epoch of `tandem train` on these lines (the last fifth validates)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "sample.tsv"
+        path.write_text("".join(lines), encoding="utf-8")
+        pairs = read_pairs(path).pairs
+    pairs = pairs[: len(pairs) - int(len(pairs) * TrainConfig().validation_split)]
+    source = Vocabulary.build([s for s, _ in pairs])
+    target = Vocabulary.build([t for _, t in pairs])
+    encoded = encode_pairs(pairs, source, target)
+    return len(TrainingBatches(encoded, MEMORY_BATCH_SIZE, mask_padding=True))
+
+
 def memory_study(train_path: Path) -> dict:
     """Peak RSS against corpus size, and what the growth consists of.
 
@@ -175,7 +189,10 @@ def memory_study(train_path: Path) -> dict:
     data, the shortest sentences) are measured too. For each: the peak RSS of one training
     epoch, of the data stages alone (read, vocabularies, encode, every batch cut once), the
     size of the text and of the token id arrays, and how many batch shapes (each a compiled
-    program) an epoch uses.
+    program) an epoch uses. A process's peak also rises with the number of steps it has
+    trained (over its first few hundred), so each sample is also trained for as many epochs as
+    it takes to make at least the steps of one epoch on the full corpus: that peak differs
+    from sample to sample by what the data cost, not by how long the run was.
     """
     lines = train_path.read_text(encoding="utf-8").splitlines(keepends=True)
     rng = np.random.default_rng(0)
@@ -186,6 +203,7 @@ def memory_study(train_path: Path) -> dict:
         ]
     samples["full"] = lines
     rows = {}
+    full_steps = training_steps(lines)
     with tempfile.TemporaryDirectory() as tmp:
         for name, sample in samples.items():
             path = Path(tmp) / f"{name}.tsv"
@@ -201,8 +219,11 @@ def memory_study(train_path: Path) -> dict:
                 shapes.add((source_ids.shape[1], decoder_inputs.shape[1]))
             arrays = (encoded.source_ids, encoded.source_offsets)
             arrays += (encoded.target_ids, encoded.target_offsets)
+            steps = training_steps(sample)
+            epochs = -(-full_steps // steps)  # ceil
             rows[name] = {
                 "pairs": len(pairs),
+                "steps_per_epoch": steps,
                 "text_mb": path.stat().st_size / 2**20,
                 "token_arrays_mb": sum(a.nbytes for a in arrays) / 2**20,
                 "max_source_length": encoded.max_encoder_seq_length,
@@ -212,12 +233,15 @@ def memory_study(train_path: Path) -> dict:
                     [sys.executable, "-c", DATA_STAGES, str(path), str(MEMORY_BATCH_SIZE)]
                 ),
                 "epoch_peak_rss_mb": training_peak_rss(path),
+                "epochs_for_full_steps": epochs,
+                "full_steps_peak_rss_mb": training_peak_rss(path, epochs=epochs),
             }
             print(json.dumps({name: rows[name]}), file=sys.stderr)
     small, full = rows["random_10k"], rows["full"]
     growth = {key: full[key] - small[key] for key in small if key.endswith("_mb")}
     return {
         "command": " ".join(["python", *sys.argv]),
+        "machine": machine(),  # may differ from the speed figures' when run on its own
         "batch_size": MEMORY_BATCH_SIZE,
         "samples": rows,
         "growth_random_10k_to_full": growth,
