@@ -9,6 +9,7 @@ Runs (each with its own training time budget):
                  pieces of the full data, with that decay and averaging
   attention-spm-feeding  attention-spm-small with input feeding (the previous attentional
                  vector fed to the decoder with each token)
+  attention-spm-384  attention-spm-small 384 wide (encoder, decoder and attention)
   seed-regime    a smaller attention model on subwords of the first 10,000 lines (validated on
                  the dev.tsv pairs within their range), scored on the eligible test sources
                  of the seed benchmark (the example reaches chrF 26.5 there)
@@ -90,6 +91,12 @@ RUNS = {  # name: (model, training, data)
     # previous step's attentional vector.
     "attention-spm-feeding": (
         dataclasses.replace(SMALL, input_feeding=True),
+        DECAY_AND_AVERAGE,
+        SMALL_SUBWORDS,
+    ),
+    # The same recipe with more capacity: 384 wide.
+    "attention-spm-384": (
+        dataclasses.replace(SMALL, latent_dim=384),
         DECAY_AND_AVERAGE,
         SMALL_SUBWORDS,
     ),
