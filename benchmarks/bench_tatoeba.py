@@ -17,7 +17,9 @@ Runs (each with its own training time budget):
 Full-data runs are scored on dev.tsv too; the best attention model is the one with the best
 dev chrF (test.tsv never selects anything). Each model is decoded on dev greedily and with
 beams of 5 and 10 under several length normalisations; the decoding with the best dev chrF
-(or the one `--beam` fixes) is the one that scores test. With --merge, the runs already in
+(or the one `--beam` fixes) is the one that scores test; for a run that averages its last N
+epochs, the window (1 to N epochs ending at the kept one) is chosen on dev with it, and the
+model directory is left holding the model that scored test. With --merge, the runs already in
 --output that this invocation does not run are kept, so long runs can be made one at a time;
 with --resume a run continues from its last checkpoint (an interrupted one, or one its time
 budget stopped: --hours is then the budget of this part) and its training time adds up.
@@ -53,7 +55,7 @@ from tandem.config import Config, DataConfig, DecodeConfig, ModelConfig, TrainCo
 from tandem.data.reading import group_references, read_pairs  # noqa: E402
 from tandem.data.vocabulary import Vocabulary  # noqa: E402
 from tandem.evaluation import score  # noqa: E402
-from tandem.training import train  # noqa: E402
+from tandem.training import average_model_dir, train  # noqa: E402
 
 # The full data: the small-data architecture, wider and with less dropout.
 ATTENTION = dataclasses.replace(small_attention(), latent_dim=512, embedding_dim=256, dropout=0.2)
@@ -170,9 +172,8 @@ def run(name: str, args, train_pairs, dev_pairs, test_grouped) -> dict:
             callbacks=[time_budget_callback(args.hours * 3600)],
         )
     train_seconds = time.perf_counter() - start
-    translator = tandem.Translator.from_dir(model_dir)
 
-    def scored(grouped, decode):
+    def scored(translator, grouped, decode):
         return score(translator.translate([s for s, _ in grouped], decode), [r for _, r in grouped])
 
     decodings = (
@@ -181,9 +182,24 @@ def run(name: str, args, train_pairs, dev_pairs, test_grouped) -> dict:
         else [DecodeConfig(strategy="beam", beam_size=args.beam, batch_size=64)]
     )
     dev_grouped = group_references(dev_pairs)
-    tried = [(decode, scored(dev_grouped, decode)) for decode in decodings]
-    decode, dev = max(tried, key=lambda pair: pair[1]["chrf"])
-    scores = scored(test_grouped, decode)
+    # With averaging, the window (1 to average_last epochs ending at the kept one) is chosen
+    # on dev together with the decoding; each is written into the model directory in turn.
+    windows = range(1, train_config.average_last + 1) if train_config.average_last else [None]
+    tried = {}  # window: [(decode, dev scores)]
+    for window in windows:
+        if window is not None:
+            average_model_dir(model_dir, window)
+        translator = tandem.Translator.from_dir(model_dir)
+        tried[window] = [(d, scored(translator, dev_grouped, d)) for d in decodings]
+    window, decode, dev = max(
+        ((w, d, result) for w, pairs in tried.items() for d, result in pairs),
+        key=lambda row: row[2]["chrf"],
+    )
+    averaged = None
+    if window is not None:
+        averaged = list(average_model_dir(model_dir, window))
+        translator = tandem.Translator.from_dir(model_dir)
+    scores = scored(translator, test_grouped, decode)
     return {
         "chrf": scores["chrf"],
         "bleu": scores["bleu"],
@@ -195,7 +211,11 @@ def run(name: str, args, train_pairs, dev_pairs, test_grouped) -> dict:
         "train_seconds": None if args.reuse else train_seconds,
         "hours_budget": None if args.reuse else args.hours,
         "decode": describe(decode),
-        "dev_chrf_by_decode": {describe(d)["name"]: result["chrf"] for d, result in tried},
+        "dev_chrf_by_decode": {describe(d)["name"]: r["chrf"] for d, r in tried[window]},
+        "averaged_epochs": averaged,
+        "dev_chrf_by_average": None
+        if window is None
+        else {str(w): max(r["chrf"] for _, r in pairs) for w, pairs in tried.items()},
         "model": model_facts(model_dir),
     }
 

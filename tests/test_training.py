@@ -272,3 +272,43 @@ def test_average_last_ends_at_the_best_epoch_with_early_stopping(tmp_path):
     assert result.averaged_epochs == (1,)  # there is no epoch 0 to average with
     kept = sorted(p.name for p in (tmp_path / "checkpoints" / "epochs").iterdir())
     assert kept == ["epoch-0001.npz", "epoch-0002.npz", "epoch-0003.npz"]  # 2 + patience 2
+
+
+@pytest.mark.slow
+def test_averaging_window_can_be_chosen_after_training(tmp_path, capsys):
+    from tandem.training import average_model_dir, train
+    from tandem.translator import Translator
+
+    train(PAIRS, tiny_config(epochs=4, optimizer="adam", average_last=3), tmp_path, verbose=0)
+    trained = _saved_weights(tmp_path)
+    snapshots = {epoch: _snapshot(tmp_path, epoch) for epoch in (2, 3, 4)}
+
+    assert average_model_dir(tmp_path, 2) == (3, 4)
+    for weights, a, b in zip(_saved_weights(tmp_path), snapshots[3], snapshots[4], strict=True):
+        np.testing.assert_allclose(weights, (a + b) / 2, rtol=1e-5, atol=1e-7)
+    assert Config.load(tmp_path / "config.json").train.average_last == 2
+
+    # One epoch is that epoch's weights; the snapshots stay, so the first window comes back.
+    assert main(["average", str(tmp_path), "--last", "1"]) == 0
+    assert "the mean of epoch 4" in capsys.readouterr().err
+    for weights, four in zip(_saved_weights(tmp_path), snapshots[4], strict=True):
+        np.testing.assert_array_equal(weights, four)
+    # Epoch 1's snapshot was pruned in training: a window of 5 averages what is left.
+    assert average_model_dir(tmp_path, 5) == (2, 3, 4)
+    average_model_dir(tmp_path, 3)
+    for weights, before in zip(_saved_weights(tmp_path), trained, strict=True):
+        np.testing.assert_allclose(weights, before, rtol=1e-5, atol=1e-7)
+    assert Translator.from_dir(tmp_path).translate(["go run."])[0]
+
+
+def test_averaging_refuses_what_it_cannot_average(tiny_model_dir, tmp_path, capsys):
+    weights = (tiny_model_dir / "model.keras").read_bytes()
+    # Trained without --average-last: no snapshots, and the model is left as it was.
+    assert main(["average", str(tiny_model_dir), "--last", "2"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("tandem: error: ") and "no weight snapshot of epochs 2-3" in error
+    assert "\n" not in error and (tiny_model_dir / "model.keras").read_bytes() == weights
+    assert main(["average", str(tiny_model_dir), "--last", "0"]) == 2
+    assert "at least 1, got 0" in capsys.readouterr().err
+    assert main(["average", str(tmp_path / "none"), "--last", "2"]) == 2
+    assert "no such model directory" in capsys.readouterr().err

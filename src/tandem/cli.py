@@ -198,6 +198,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_average(args: argparse.Namespace) -> int:
+    from tandem.training import average_model_dir
+
+    epochs = average_model_dir(args.model_dir, args.last)
+    which = f"epoch {epochs[0]}" if len(epochs) == 1 else f"epochs {', '.join(map(str, epochs))}"
+    print(f"{args.model_dir}: the model is now the mean of {which}", file=sys.stderr)
+    return 0
+
+
 def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("decoding")
     group.add_argument("--beam", type=int, metavar="N", help="beam search with N beams")
@@ -412,6 +421,21 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--skip-bad-lines", action="store_true", help="skip malformed lines")
     evaluate.add_argument("--format", choices=("text", "json"), default="text")
     evaluate.set_defaults(run=cmd_evaluate)
+
+    average = commands.add_parser(
+        "average",
+        help="save the mean of the last N epochs' weights (snapshots kept by --average-last)",
+    )
+    average.add_argument("model_dir", help="model directory written by tandem train")
+    average.add_argument(
+        "--last",
+        type=int,
+        required=True,
+        metavar="N",
+        help="average the N epochs ending at the kept one (the best with --patience, else "
+        "the last); 1 restores that epoch alone",
+    )
+    average.set_defaults(run=cmd_average)
     return parser
 
 

@@ -20,6 +20,7 @@ from tandem.errors import TandemError
 from tandem.model_dir import (
     CURVE_FILE,
     HISTORY_FILE,
+    load_model_dir,
     save_model_dir,
     start_model_dir,
     write_history,
@@ -41,13 +42,21 @@ from tandem.training.checkpoints import (
     checkpoint_root,
     find_checkpoint,
     restore_training_model,
+    snapshot_path,
 )
 from tandem.training.devices import Replicas, data_parallel
 from tandem.training.losses import training_loss
 from tandem.training.resume import data_fingerprint, open_resumed_run, start_fresh_run
 from tandem.training.validation import ValidationScore
 
-__all__ = ["EpochTimer", "TrainResult", "TrainingDiverged", "TrainingInterrupted", "train"]
+__all__ = [
+    "EpochTimer",
+    "TrainResult",
+    "TrainingDiverged",
+    "TrainingInterrupted",
+    "average_model_dir",
+    "train",
+]
 
 
 @dataclass(frozen=True)
@@ -300,6 +309,51 @@ def _train(
         final_epoch=final_epoch,
         averaged_epochs=tuple(averaged),
     )
+
+
+def average_model_dir(model_dir: str | Path, last: int) -> tuple[int, ...]:
+    """Save in `model_dir` the mean of the weights of the `last` epochs ending at the kept one.
+
+    The kept epoch is the one training kept: the best with early stopping (`train.patience`),
+    else the last. The window can be chosen after training (on a dev set, say) among the
+    epochs whose snapshots `train.average_last` kept in `checkpoints/epochs/`; epochs without
+    one are left out, as in training. The model and `train.average_last` in config.json are
+    rewritten atomically; the checkpoints and snapshots stay, so another window can follow.
+
+    Returns:
+        The epochs averaged, in order.
+
+    Raises:
+        TandemError: `last` below 1, an unfinished or foreign directory, or no snapshot of any
+            epoch in the window.
+    """
+    if last < 1:
+        raise TandemError(f"the number of epochs to average must be at least 1, got {last}")
+    loaded = load_model_dir(model_dir)
+    kept = None
+    if loaded.config.train.patience is not None:
+        kept = find_checkpoint(loaded.path, BEST)
+    kept = kept or find_checkpoint(loaded.path, LAST)
+    if kept is None:
+        raise TandemError(f"{loaded.path}: no checkpoint says which epoch training kept")
+    averaged = average_snapshots(loaded.model.fit_model, loaded.path, kept.epoch, last)
+    if not averaged:
+        first = max(kept.epoch - last + 1, 1)
+        raise TandemError(
+            f"{loaded.path}: no weight snapshot of epochs {first}-{kept.epoch} in "
+            f"{snapshot_path(loaded.path, kept.epoch).parent} (train with --average-last to "
+            "keep them)"
+        )
+    config = loaded.config.replace("train", average_last=last)
+    save_model_dir(
+        loaded.path,
+        loaded.model,
+        loaded.source_vocab,
+        loaded.target_vocab,
+        config,
+        loaded.manifest.get("train_data"),
+    )
+    return tuple(averaged)
 
 
 def _interrupted(
