@@ -185,19 +185,18 @@ def run(name: str, args, train_pairs, dev_pairs, test_grouped) -> dict:
     # With averaging, the window (1 to average_last epochs ending at the kept one) is chosen
     # on dev together with the decoding; each is written into the model directory in turn.
     windows = range(1, train_config.average_last + 1) if train_config.average_last else [None]
-    tried = {}  # window: [(decode, dev scores)]
+    tried, epochs = {}, {}  # window: [(decode, dev scores)], window: the epochs it averages
     for window in windows:
         if window is not None:
-            average_model_dir(model_dir, window)
+            epochs[window] = list(average_model_dir(model_dir, window))
         translator = tandem.Translator.from_dir(model_dir)
         tried[window] = [(d, scored(translator, dev_grouped, d)) for d in decodings]
     window, decode, dev = max(
         ((w, d, result) for w, pairs in tried.items() for d, result in pairs),
         key=lambda row: row[2]["chrf"],
     )
-    averaged = None
-    if window is not None:
-        averaged = list(average_model_dir(model_dir, window))
+    if window != windows[-1]:  # the directory holds the last window tried
+        average_model_dir(model_dir, window)
         translator = tandem.Translator.from_dir(model_dir)
     scores = scored(translator, test_grouped, decode)
     return {
@@ -212,7 +211,7 @@ def run(name: str, args, train_pairs, dev_pairs, test_grouped) -> dict:
         "hours_budget": None if args.reuse else args.hours,
         "decode": describe(decode),
         "dev_chrf_by_decode": {describe(d)["name"]: r["chrf"] for d, r in tried[window]},
-        "averaged_epochs": averaged,
+        "averaged_epochs": epochs.get(window),
         "dev_chrf_by_average": None
         if window is None
         else {str(w): max(r["chrf"] for _, r in pairs) for w, pairs in tried.items()},

@@ -31,7 +31,7 @@ from common import TATOEBA, machine, require, time_budget_callback, write_json  
 from keras import layers, ops  # noqa: E402
 from tandem.data.batching import encode_pairs, pad_ids  # noqa: E402
 from tandem.data.reading import group_references, read_pairs  # noqa: E402
-from tandem.data.vocabulary import END_ID, START_ID, Vocabulary  # noqa: E402
+from tandem.data.vocabulary import END_ID, PAD_ID, START_ID, Vocabulary  # noqa: E402
 from tandem.evaluation import score  # noqa: E402
 from tandem.training.batches import TrainingBatches  # noqa: E402
 from tandem.training.callbacks import EpochTimer  # noqa: E402
@@ -97,7 +97,7 @@ class Transformer(keras.Model):
 
     def encode(self, src, training=None):
         s = ops.shape(src)[1]
-        keep = ops.not_equal(src, 0)  # (b, s)
+        keep = ops.not_equal(src, PAD_ID)  # (b, s)
         x = self.src_emb(src) * math.sqrt(D) + self.pos[None, :s]
         x = self.drop(x, training=training)
         mask = ops.logical_and(keep[:, None, :], keep[:, :, None])  # (b, s, s)
@@ -139,7 +139,7 @@ def greedy(model, sources, source_vocab, target_vocab, max_length: int) -> list[
         for i in range(max_length - 1):
             probs = ops.convert_to_numpy(model.decode(tgt[:, : i + 1], memory, keep))
             chosen = probs[:, i].argmax(-1)
-            chosen[done] = 0
+            chosen[done] = PAD_ID
             tgt[:, i + 1] = chosen
             done |= chosen == END_ID
             if done.all():
