@@ -63,6 +63,37 @@ def tiny_model_dir(tmp_path_factory, tiny_tsv) -> Path:
     return output
 
 
+@pytest.fixture(scope="session")
+def tiny_transformer_dir(tmp_path_factory, tiny_tsv) -> Path:
+    """A small Transformer trained for a few epochs on TINY_PAIRS, with its warm-up schedule."""
+    from tandem.config import Config
+    from tandem.training import train
+
+    config = Config().replace(
+        "model",
+        family="transformer",
+        latent_dim=16,
+        embedding_dim=16,
+        heads=2,
+        ff_dim=32,
+        num_layers=2,
+        dropout=0.1,
+    )
+    config = config.replace(
+        "train",
+        epochs=3,
+        batch_size=4,
+        validation_split=0.25,
+        optimizer="adam",
+        lr_schedule="inverse_sqrt",
+        learning_rate=0.01,
+        warmup_steps=4,
+    )
+    output = tmp_path_factory.mktemp("models") / "tiny_transformer"
+    train(TINY_PAIRS, config, output, verbose=0)
+    return output
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.exists():

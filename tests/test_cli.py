@@ -163,6 +163,16 @@ def test_module_entry_point_has_no_traceback(tmp_path):
                 "output_dropout": 0.3,
             },
         ),
+        (
+            ["--family", "transformer", "--heads", "2", "--ff-dim", "16", "--layers", "2"],
+            {
+                "family": "transformer",
+                "heads": 2,
+                "ff_dim": 16,
+                "num_layers": 2,
+                "embedding_dim": 8,  # a transformer's embeddings follow --latent-dim
+            },
+        ),
     ],
 )
 def test_train_model_flags_reach_the_model(tmp_path, capsys, tiny_tsv, flags, expected):
@@ -192,3 +202,11 @@ def test_train_model_flags_reach_the_model(tmp_path, capsys, tiny_tsv, flags, ex
 def test_input_feeding_without_attention_is_refused(tmp_path, capsys, tiny_tsv):
     code, _, err = run(capsys, "train", str(tiny_tsv), "-o", str(tmp_path / "m"), "--input-feeding")
     assert code == 2 and "input_feeding needs attention" in err
+
+
+def test_rnn_settings_on_a_transformer_are_refused(tmp_path, capsys, tiny_tsv):
+    model = str(tmp_path / "m")
+    code, _, err = run(capsys, "train", str(tiny_tsv), "-o", model, "--family", "transformer",
+                       "--attention", "dot")  # fmt: skip
+    assert code == 2 and "model.attention = 'dot' applies to the rnn family only" in err
+    assert err.count("\n") == 1 and not (tmp_path / "m").exists()

@@ -48,7 +48,35 @@ def test_unknown_section_is_an_error():
             lambda: ModelConfig(inputs="one_hot", embedding_dropout=0.1),
             "embedding_dropout needs inputs: embedding",
         ),
+        (lambda: ModelConfig(family="cnn"), "model.family must be one of rnn, transformer"),
+        (
+            lambda: ModelConfig(family="transformer", bidirectional=True),
+            "model.bidirectional = True applies to the rnn family only",
+        ),
+        (
+            lambda: ModelConfig(family="transformer", attention="dot"),
+            "model.attention = 'dot' applies to the rnn family only",
+        ),
+        (
+            lambda: ModelConfig(family="transformer", mask_padding=False),
+            "model.mask_padding = False applies to the rnn family only",
+        ),
+        (
+            lambda: ModelConfig(family="transformer", cell="gru"),
+            "model.cell = 'gru' applies to the rnn family only",
+        ),
+        (
+            lambda: ModelConfig(family="transformer", latent_dim=64, embedding_dim=32),
+            "embedding_dim must equal latent_dim",
+        ),
+        (
+            lambda: ModelConfig(family="transformer", latent_dim=12, embedding_dim=12, heads=4),
+            r"latent_dim \(12\) must split into 4 heads of an even size",
+        ),
+        (lambda: ModelConfig(heads=0), "model.heads must be a positive integer"),
         (lambda: TrainConfig(optimizer="adagrad"), "train.optimizer must be one of"),
+        (lambda: TrainConfig(warmup_steps=0), "train.warmup_steps must be a positive integer"),
+        (lambda: TrainConfig(adam_beta_2=1.0), r"train.adam_beta_2 must be in \(0, 1\)"),
         (lambda: TrainConfig(validation_split=1.0), "validation_split must be in"),
         (lambda: TrainConfig(batch_size=True), "batch_size must be a positive integer"),
         (lambda: DataConfig(max_samples=-1), "data.max_samples must be a positive integer"),

@@ -53,7 +53,14 @@ def test_replicated_batches_split_evenly_and_keep_every_pair_once(mask_padding):
     assert sorted(weighted_rows) == list(range(len(PAIRS)))
 
 
-@pytest.mark.parametrize("config", [ModelConfig(latent_dim=8, embedding_dim=4), ModelConfig.seed()])
+@pytest.mark.parametrize(
+    "config",
+    [
+        ModelConfig(latent_dim=8, embedding_dim=4),
+        ModelConfig.seed(),
+        ModelConfig(family="transformer", latent_dim=8, embedding_dim=8, heads=2, ff_dim=8),
+    ],
+)
 def test_filler_rows_change_neither_loss_nor_gradient(config):
     encoded, source_size, target_size = encoded_pairs()
     keras.utils.set_random_seed(0)

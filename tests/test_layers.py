@@ -12,6 +12,14 @@ from tandem.models.layers import (
     OneHot,
     PaddingMask,
 )
+from tandem.models.transformer import (
+    EmptyCache,
+    MemoryProjection,
+    Positions,
+    TransformerDecoder,
+    TransformerEncoder,
+    sinusoids,
+)
 
 
 def run_layer_checks(layer, inputs, tmp_path, call=None):
@@ -92,3 +100,76 @@ def test_input_feeding_decoder(cell, states, tmp_path):
     assert len(new_states) == 2 * states + 1
     # The last state is the last step's attentional vector, fed to the next step.
     np.testing.assert_allclose(new_states[-1], outputs[:, -1], atol=1e-6)
+
+
+def transformer_inputs(seed=2, t=3, s=4, units=8):
+    rng = np.random.default_rng(seed)
+    embedded = rng.standard_normal((2, t, units)).astype("float32")
+    cross = [rng.standard_normal((2, s, units)).astype("float32") for _ in range(4)]
+    source_mask = np.array([[1, 1, 0, 0], [1, 1, 1, 1]], bool)[:, :s]
+    return embedded, cross, source_mask
+
+
+def test_positions_scale_and_offset(tmp_path):
+    embeddings = np.ones((2, 3, 6), "float32")
+    got = run_layer_checks(Positions(6), [embeddings], tmp_path)
+    expected = np.sqrt(6.0) + np.asarray(sinusoids(np.arange(3), 6))
+    np.testing.assert_allclose(got, np.broadcast_to(expected, (2, 3, 6)), atol=1e-6)
+    # With an offset, row i's steps are positions offset[i], offset[i] + 1, ...
+    shifted = np.asarray(Positions(6)(embeddings, np.array([0, 5], "int32")))
+    np.testing.assert_allclose(shifted[0], expected, atol=1e-6)
+    later = np.sqrt(6.0) + np.asarray(sinusoids(np.arange(5, 8), 6))
+    np.testing.assert_allclose(shifted[1], later, atol=1e-6)
+
+
+def test_transformer_encoder_ignores_padding(tmp_path):
+    embedded, _, source_mask = transformer_inputs(t=4)
+    layer = TransformerEncoder(8, heads=2, ff_dim=12, num_layers=2, dropout=0.1)
+    memory = run_layer_checks(layer, [embedded, source_mask], tmp_path)
+    assert memory.shape == (2, 4, 8)
+    # What stands at padded steps does not change the text steps' outputs.
+    changed = embedded.copy()
+    changed[0, 2:] = 7.0
+    again = np.asarray(layer(changed, source_mask))
+    np.testing.assert_allclose(again[0, :2], memory[0, :2], atol=1e-5)
+    assert not np.allclose(again[0, 2:], memory[0, 2:])
+
+
+def test_memory_projection_and_empty_cache(tmp_path):
+    memory = np.random.default_rng(3).standard_normal((2, 4, 8)).astype("float32")
+    keys_values = run_layer_checks(MemoryProjection(8, num_layers=2), [memory], tmp_path)
+    assert [x.shape for x in keys_values] == [(2, 4, 8)] * 4
+    *cache, position = run_layer_checks(EmptyCache(8, num_layers=2, length=5), [memory], tmp_path)
+    assert [x.shape for x in cache] == [(2, 5, 8)] * 4 and not any(x.any() for x in cache)
+    np.testing.assert_array_equal(position, [0, 0])
+
+
+def test_transformer_decoder_teacher_forced_and_cached(tmp_path):
+    embedded, cross, source_mask = transformer_inputs()
+    layer = TransformerDecoder(8, heads=2, ff_dim=12, num_layers=2, dropout=0.1)
+
+    def call(layer, symbolic):
+        return layer(symbolic[0], symbolic[1:5], symbolic[5])
+
+    outputs, weights, *cache, position = run_layer_checks(
+        layer, [embedded, *cross, source_mask], tmp_path, call
+    )
+    assert outputs.shape == (2, 3, 8) and weights.shape == (2, 3, 4)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
+    assert (weights[0, :, 2:] == 0).all()  # padding gets no attention
+    assert [x.shape for x in cache] == [(2, 3, 8)] * 4 and list(position) == [3, 3]
+
+    # The same steps fed one at a time through a cache of 5 give the same outputs, and
+    # the cache ends holding the teacher-forced keys and values.
+    state = [np.zeros((2, 5, 8), "float32") for _ in range(4)]
+    at = np.zeros((2,), "int32")
+    for t in range(3):
+        step, step_weights, *state, at = layer(
+            embedded[:, t : t + 1], cross, source_mask, state, at
+        )
+        np.testing.assert_allclose(np.asarray(step)[:, 0], outputs[:, t], atol=1e-5)
+        np.testing.assert_allclose(np.asarray(step_weights)[:, 0], weights[:, t], atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(at), [3, 3])
+    for got, want in zip(state, cache, strict=True):
+        np.testing.assert_allclose(np.asarray(got)[:, :3], want, atol=1e-5)
+        assert not np.asarray(got)[:, 3:].any()  # rows not yet written stay empty

@@ -51,6 +51,17 @@ FAMILIES = {
         output_dropout=0.2,
         bidirectional=True,
     ),
+    "transformer": ModelConfig(
+        family="transformer",
+        latent_dim=12,
+        embedding_dim=12,
+        heads=3,
+        ff_dim=16,
+        num_layers=2,
+        dropout=0.2,
+        embedding_dropout=0.1,
+        output_dropout=0.1,
+    ),
 }
 
 
@@ -163,7 +174,14 @@ def test_fit_model_is_the_training_model_on_id_batches(family):
 
 @pytest.mark.parametrize(
     "changes",
-    [{"embedding_dropout": 0.5}, {"output_dropout": 0.5}, {"dropout": 0.5, "num_layers": 2}],
+    [
+        {"embedding_dropout": 0.5},
+        {"output_dropout": 0.5},
+        {"dropout": 0.5, "num_layers": 2},
+        {"family": "transformer", "embedding_dim": 12, "embedding_dropout": 0.5},
+        {"family": "transformer", "embedding_dim": 12, "output_dropout": 0.5},
+        {"family": "transformer", "embedding_dim": 12, "dropout": 0.5},
+    ],
 )
 def test_each_dropout_acts_in_training_only(changes):
     """Every dropout rate reaches the training graph: two training-mode calls differ, two
@@ -175,12 +193,15 @@ def test_each_dropout_acts_in_training_only(changes):
         return [np.asarray(model.training_model([source, decoder], training=training))
                 for _ in range(2)]  # fmt: skip
 
-    config = ModelConfig(latent_dim=12, embedding_dim=6, attention="general", **changes)
+    base = {"latent_dim": 12, "embedding_dim": 6, "attention": "general"}
+    if changes.get("family") == "transformer":
+        base = {"latent_dim": 12, "heads": 2}
+    config = ModelConfig(**{**base, **changes})
     first, second = calls(config, training=True)
     assert not np.allclose(first, second)
     first, second = calls(config, training=False)
     np.testing.assert_array_equal(first, second)
-    zeros = {name: 0.0 for name in changes if name != "num_layers"}
+    zeros = {name: 0.0 for name in changes if "dropout" in name}
     first, second = calls(dataclasses.replace(config, **zeros), training=True)
     np.testing.assert_array_equal(first, second)
 
@@ -220,7 +241,7 @@ def test_step_contract_matches_the_graphs(family):
     for t in range(3):
         log_probs, state = model.step(decoder[:, t], state)
         np.testing.assert_allclose(np.exp(np.asarray(log_probs)), expected[:, t], atol=1e-5)
-    if model.config.attention != "none":
+    if "attention" in state:
         weights = np.asarray(state["attention"])  # (batch, source_steps)
         np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
         assert (weights[source == 0] == 0).all()  # padding gets no attention
@@ -252,7 +273,7 @@ def python_greedy(model, source, max_length):
     return output
 
 
-@pytest.mark.parametrize("family", ["seed", "bahdanau_bigru", "input_feeding"])
+@pytest.mark.parametrize("family", ["seed", "bahdanau_bigru", "input_feeding", "transformer"])
 @pytest.mark.parametrize("compiled", [False, True])
 def test_batched_greedy_equals_the_reference_loop(family, compiled):
     model = build(FAMILIES[family])

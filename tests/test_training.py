@@ -77,9 +77,14 @@ def test_flags_reach_the_config():
             "0.25",
             "--average-last",
             "3",
+            "--warmup-steps",
+            "40",
+            "--adam-beta-2",
+            "0.98",
         ]
     )
     train = train_config(args).train
+    assert (train.warmup_steps, train.adam_beta_2) == (40, 0.98)
     assert (train.gradient_clip_norm, train.label_smoothing) == (1.5, 0.1)
     assert (train.lr_schedule, train.lr_patience, train.lr_factor) == ("plateau", 2, 0.25)
     assert train.average_last == 3
@@ -185,6 +190,37 @@ def test_plateau_cuts_the_learning_rate_and_the_cut_survives_a_resume(tmp_path):
     rates = [row["learning_rate"] for row in read_history(tmp_path / "history.csv")]
     assert rates == pytest.approx([1e-30, 1e-30, 5e-31, 2.5e-31], rel=1e-6)
     assert result.initial_epoch == 3 and len(result.history) == 4
+
+
+def test_inverse_sqrt_schedule_values_and_config():
+    from tandem.training.schedules import InverseSqrt
+
+    schedule = InverseSqrt(1e-3, warmup_steps=100)
+    rates = [float(schedule(step)) for step in (0, 49, 99, 399, 9999)]
+    assert rates == pytest.approx([1e-5, 5e-4, 1e-3, 5e-4, 1e-4], rel=1e-5)
+    assert InverseSqrt.from_config(schedule.get_config()).get_config() == schedule.get_config()
+
+
+def test_inverse_sqrt_schedule_follows_the_steps_across_a_resume(tmp_path):
+    from tandem.training import TrainingInterrupted, train
+    from tandem.training.schedules import InverseSqrt
+
+    config = tiny_config(
+        epochs=4, optimizer="adam", learning_rate=0.01, lr_schedule="inverse_sqrt", warmup_steps=3
+    )
+    with pytest.raises(TrainingInterrupted, match="kept the checkpoint of epoch 2"):
+        train(PAIRS, config, tmp_path, verbose=0, callbacks=[StopAt(epoch=2)])
+    train(PAIRS, config, tmp_path, resume=True, verbose=0)
+    rates = [row["learning_rate"] for row in read_history(tmp_path / "history.csv")]
+    schedule = InverseSqrt(0.01, 3)
+    # Each epoch starts at the schedule's rate for the optimizer steps taken before it; the
+    # resumed epochs 3 and 4 carry on from the restored step count.
+    fits = [
+        steps
+        for steps in range(1, 100)
+        if rates == pytest.approx([float(schedule(e * steps)) for e in range(4)], rel=1e-5)
+    ]
+    assert len(fits) == 1 and rates[0] == pytest.approx(0.01 / 3)
 
 
 @pytest.mark.slow

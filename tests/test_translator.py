@@ -126,7 +126,14 @@ def output_ids(translator, text):
     return ids + [END_ID] if len(ids) + 1 <= translator.max_target_length else ids
 
 
-def test_strategies_agree_with_a_reference_loop_over_the_decoder_model(translator):
+@pytest.fixture(scope="module")
+def transformer(tiny_transformer_dir):
+    return Translator.from_dir(tiny_transformer_dir)
+
+
+@pytest.mark.parametrize("family", ["translator", "transformer"])
+def test_strategies_agree_with_a_reference_loop_over_the_decoder_model(family, request):
+    translator = request.getfixturevalue(family)
     sources = ["Go.", "Hello!", "I see."]
     greedy = translator.translate(sources)
     assert any(greedy)  # the tiny model says something, so the checks below have steps

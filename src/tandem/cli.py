@@ -12,6 +12,7 @@ from tandem import __version__
 from tandem.config import (
     ATTENTIONS,
     CELLS,
+    FAMILIES,
     INPUTS,
     LR_SCHEDULES,
     OPTIMIZERS,
@@ -52,10 +53,13 @@ def train_config(args: argparse.Namespace):
     )
     config = config.replace(
         "model",
+        family=args.family,
         latent_dim=args.latent_dim,
         cell=args.cell,
         inputs=args.inputs,
-        embedding_dim=args.embedding_dim,
+        # A transformer's embeddings are as wide as the model unless said otherwise.
+        embedding_dim=args.embedding_dim
+        or (args.latent_dim if args.family == "transformer" else None),
         mask_padding=False if args.no_masking else None,
         num_layers=args.layers,
         dropout=args.dropout,
@@ -64,6 +68,8 @@ def train_config(args: argparse.Namespace):
         bidirectional=args.bidirectional or None,
         attention=args.attention,
         input_feeding=args.input_feeding or None,
+        heads=args.heads,
+        ff_dim=args.ff_dim,
     )
     return config.replace(
         "train",
@@ -77,6 +83,8 @@ def train_config(args: argparse.Namespace):
         gradient_clip_norm=args.gradient_clip_norm,
         label_smoothing=args.label_smoothing,
         lr_schedule=args.lr_schedule,
+        warmup_steps=args.warmup_steps,
+        adam_beta_2=args.adam_beta_2,
         lr_patience=args.lr_patience,
         lr_factor=args.lr_factor,
         score_every=args.score_every,
@@ -265,6 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seed: the classic Keras example's model exactly (one-hot inputs, one LSTM layer "
         "per side, padding not masked); other model flags still apply on top",
     )
+    model.add_argument(
+        "--family",
+        choices=FAMILIES,
+        help="rnn: recurrent encoder and decoder (the flags below); transformer: pre-norm "
+        f"Transformer of width --latent-dim (default: {MODEL.family})",
+    )
     model.add_argument("--latent-dim", type=int, help=f"state size (default: {MODEL.latent_dim})")
     model.add_argument("--cell", choices=CELLS, help=f"recurrent cell (default: {MODEL.cell})")
     model.add_argument(
@@ -298,6 +312,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--input-feeding", action="store_true", help="feed attentional vectors back (Luong)"
+    )
+    model.add_argument(
+        "--heads", type=int, help=f"transformer: attention heads (default: {MODEL.heads})"
+    )
+    model.add_argument(
+        "--ff-dim",
+        type=int,
+        help=f"transformer: feed-forward inner width (default: {MODEL.ff_dim})",
     )
     train.add_argument(
         "--spm-vocab-size",
@@ -337,8 +359,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--lr-schedule",
         choices=LR_SCHEDULES,
-        help="plateau: cut the learning rate when val_loss stops falling "
+        help="plateau: cut the learning rate when val_loss stops falling; inverse_sqrt: warm "
+        "up to --learning-rate, then decay as 1/sqrt(step) (transformers) "
         f"(default: {TRAIN.lr_schedule})",
+    )
+    train.add_argument(
+        "--warmup-steps",
+        type=int,
+        metavar="N",
+        help=f"inverse_sqrt: warm-up steps (default: {TRAIN.warmup_steps})",
+    )
+    train.add_argument(
+        "--adam-beta-2",
+        type=float,
+        metavar="B",
+        help=f"adam: squared-gradient decay (default: {TRAIN.adam_beta_2})",
     )
     train.add_argument(
         "--lr-patience",

@@ -17,11 +17,12 @@ class ConfigError(TandemError):
 
 
 TOKEN_KINDS = ("char", "word", "spm")
+FAMILIES = ("rnn", "transformer")
 CELLS = ("lstm", "gru")
 INPUTS = ("embedding", "one_hot")
 ATTENTIONS = ("none", "dot", "general", "bahdanau")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
-LR_SCHEDULES = ("constant", "plateau")
+LR_SCHEDULES = ("constant", "plateau", "inverse_sqrt")
 STRATEGIES = ("greedy", "beam", "sample")
 OVERLONG = ("truncate", "error")
 
@@ -50,24 +51,30 @@ class DataConfig:
 class ModelConfig:
     """Architecture. `ModelConfig.seed()` is the classic Keras example's model exactly."""
 
+    family: str = "rnn"  # rnn (recurrent encoder and decoder) | transformer (pre-norm)
     cell: str = "lstm"  # recurrent cell of encoder and decoder: lstm | gru
-    latent_dim: int = 256  # size of the recurrent states (the example's latent_dim)
+    latent_dim: int = 256  # size of the recurrent states (the example's latent_dim);
+    # transformer: the model width
     inputs: str = "embedding"  # embedding | one_hot (the seed's: tokens as one-hot vectors)
     embedding_dim: int = 256  # token embedding size (inputs=embedding)
     mask_padding: bool = True  # padding neither feeds the recurrent layers nor counts in the loss
-    num_layers: int = 1  # stacked recurrent layers on each side
-    dropout: float = 0.0  # dropout between stacked layers
-    embedding_dropout: float = 0.0  # dropout on the token embeddings of both sides
+    num_layers: int = 1  # stacked recurrent layers (transformer: blocks) on each side
+    dropout: float = 0.0  # dropout between stacked layers; transformer: on attention
+    # weights, block outputs and the feed-forward inner layer
+    embedding_dropout: float = 0.0  # dropout on the token embeddings (with positions) of both sides
     output_dropout: float = 0.0  # dropout on the decoder's output vectors, before the softmax
     bidirectional: bool = False  # bidirectional encoder, its states bridged to latent_dim
     attention: str = "none"  # none | dot | general (Luong) | bahdanau (additive)
     input_feeding: bool = False  # feed the previous attentional vector into the decoder
+    heads: int = 4  # transformer: attention heads (latent_dim must divide by it)
+    ff_dim: int = 1024  # transformer: inner width of the feed-forward blocks
 
     def __post_init__(self):
+        _check_choice(self, "family", FAMILIES)
         _check_choice(self, "cell", CELLS)
         _check_choice(self, "inputs", INPUTS)
         _check_choice(self, "attention", ATTENTIONS)
-        for name in ("latent_dim", "embedding_dim", "num_layers"):
+        for name in ("latent_dim", "embedding_dim", "num_layers", "heads", "ff_dim"):
             _check_positive(self, name)
         for name in ("dropout", "embedding_dropout", "output_dropout"):
             _check_fraction(self, name)
@@ -78,6 +85,33 @@ class ModelConfig:
         for name in ("mask_padding", "bidirectional", "input_feeding"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"model.{name} must be true or false")
+        if self.family == "transformer":
+            self._check_transformer()
+
+    def _check_transformer(self) -> None:
+        rnn_only = {  # settings a transformer cannot honour, when not at their defaults
+            "cell": self.cell != "lstm",
+            "inputs": self.inputs != "embedding",
+            "mask_padding": not self.mask_padding,
+            "bidirectional": self.bidirectional,
+            "attention": self.attention != "none",
+            "input_feeding": self.input_feeding,
+        }
+        for name, changed in rnn_only.items():
+            if changed:
+                raise ConfigError(
+                    f"model.{name} = {getattr(self, name)!r} applies to the rnn family only"
+                )
+        if self.embedding_dim != self.latent_dim:
+            raise ConfigError(
+                "model.family transformer: embedding_dim must equal latent_dim (the model "
+                f"width), got {self.embedding_dim} and {self.latent_dim}"
+            )
+        if self.latent_dim % self.heads or (self.latent_dim // self.heads) % 2:
+            raise ConfigError(
+                f"model.latent_dim ({self.latent_dim}) must split into {self.heads} heads of "
+                "an even size"
+            )
 
     @classmethod
     def seed(cls, **changes) -> ModelConfig:
@@ -92,13 +126,16 @@ class TrainConfig:
     epochs: int = 100  # passes over the training split
     batch_size: int = 64  # sentence pairs per gradient step
     optimizer: str = "rmsprop"  # rmsprop | adam | sgd
+    adam_beta_2: float = 0.999  # adam: decay of the squared-gradient average
     learning_rate: float | None = None  # None: the optimizer's Keras default
     validation_split: float = 0.2  # last fraction of the pairs held out, as Keras fit() does
     patience: int | None = None  # early stopping on val_loss after N flat epochs; None: off
     seed: int = 1337  # weight initialisation and shuffling
     gradient_clip_norm: float | None = None  # clip each gradient tensor to this L2 norm; None: off
     label_smoothing: float = 0.0  # share of each target's probability spread over the vocabulary
-    lr_schedule: str = "constant"  # constant | plateau (cut the rate when val_loss stops falling)
+    lr_schedule: str = "constant"  # constant | plateau (cut the rate when val_loss stops
+    # falling) | inverse_sqrt (warm up linearly to the rate, then decay as 1/sqrt(step))
+    warmup_steps: int = 1000  # inverse_sqrt: steps of linear warm-up
     lr_patience: int = 3  # plateau: flat epochs before the learning rate is cut
     lr_factor: float = 0.5  # plateau: the learning rate is multiplied by this at each cut
     score_every: int | None = None  # greedy-decode the validation split every N epochs and
@@ -122,6 +159,9 @@ class TrainConfig:
         _check_choice(self, "lr_schedule", LR_SCHEDULES)
         _check_positive(self, "score_every", allow_none=True)
         _check_positive(self, "lr_patience")
+        _check_positive(self, "warmup_steps")
+        if not _is_number(self.adam_beta_2, low=0.0, high=1.0):
+            raise ConfigError(f"train.adam_beta_2 must be in (0, 1), got {self.adam_beta_2!r}")
         _check_positive(self, "average_last", allow_none=True)
         if not _is_number(self.lr_factor, low=0.0, high=1.0):
             raise ConfigError(f"train.lr_factor must be in (0, 1), got {self.lr_factor!r}")

@@ -217,7 +217,7 @@ class Translator:
             def search(source_ids):
                 return beam_search(
                     model.step,
-                    model.encode(source_ids),
+                    model.encode(source_ids, max_length),
                     batch_size,
                     max_length,
                     beam_size=decode.beam_size,
@@ -229,7 +229,7 @@ class Translator:
             def search(source_ids, seed):
                 return sample(
                     model.step,
-                    model.encode(source_ids),
+                    model.encode(source_ids, max_length),
                     batch_size,
                     max_length,
                     temperature=decode.temperature,
@@ -239,7 +239,9 @@ class Translator:
         else:
 
             def search(source_ids):
-                return greedy_search(model.step, model.encode(source_ids), batch_size, max_length)
+                return greedy_search(
+                    model.step, model.encode(source_ids, max_length), batch_size, max_length
+                )
 
         self._compiled[key] = compile_stateless(search, model.variables)
         return self._compiled[key]

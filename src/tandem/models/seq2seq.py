@@ -49,6 +49,10 @@ class Seq2Seq:
         [(None, None, 12), (None, 8), (None, 8)]
     """
 
+    def __new__(cls, config: ModelConfig, dims: ModelDims, layers: dict | None = None):
+        # One entry point for every family: Seq2Seq(config, dims) builds the config's family.
+        return super().__new__(_family(config) if cls is Seq2Seq else cls)
+
     def __init__(self, config: ModelConfig, dims: ModelDims, layers: dict | None = None):
         self.config = config
         self.dims = dims
@@ -282,7 +286,8 @@ class Seq2Seq:
         `fit_model` holding it)."""
         if any(layer.name == "training_model" for layer in model.layers):
             model = model.get_layer("training_model")
-        return cls(config, dims, {name: model.get_layer(name) for name in cls.layer_names(config)})
+        names = _family(config).layer_names(config)
+        return cls(config, dims, {name: model.get_layer(name) for name in names})
 
     @property
     def variables(self) -> list:
@@ -291,8 +296,10 @@ class Seq2Seq:
 
     # -- the step contract used by every decoding strategy ---------------------------------
 
-    def encode(self, source_ids):
-        """Source ids (batch, steps) -> the decoder state, a dict of arrays (batch first)."""
+    def encode(self, source_ids, max_length: int | None = None):
+        """Source ids (batch, steps) -> the decoder state, a dict of arrays (batch first).
+        `max_length` (most steps the decoding will take) sizes what grows with the output
+        (the Transformer's caches); recurrent states do not need it."""
         if self._is_seed_lstm():
             return {"layers": (_seed_lstm_encode(self._rnn("encoder", 0).cell, source_ids),)}
         mask = ops.not_equal(source_ids, PAD_ID)  # (batch, steps)
@@ -344,6 +351,14 @@ class Seq2Seq:
             and config.attention == "none"
             and not config.mask_padding
         )
+
+
+def _family(config: ModelConfig) -> type[Seq2Seq]:
+    if config.family == "transformer":
+        from tandem.models.transformer import Transformer
+
+        return Transformer
+    return Seq2Seq
 
 
 def _dropout(rate: float):

@@ -47,6 +47,7 @@ from tandem.training.checkpoints import (
 from tandem.training.devices import Replicas, data_parallel
 from tandem.training.losses import training_loss
 from tandem.training.resume import data_fingerprint, open_resumed_run, start_fresh_run
+from tandem.training.schedules import InverseSqrt
 from tandem.training.validation import ValidationScore
 
 __all__ = [
@@ -394,6 +395,11 @@ def _optimizer(config: Config) -> keras.optimizers.Optimizer:
     options = {}
     if config.train.learning_rate is not None:
         options["learning_rate"] = config.train.learning_rate
+    if config.train.lr_schedule == "inverse_sqrt":
+        peak = options.get("learning_rate", kinds[config.train.optimizer]().learning_rate)
+        options["learning_rate"] = InverseSqrt(float(peak), config.train.warmup_steps)
+    if config.train.optimizer == "adam":
+        options["beta_2"] = config.train.adam_beta_2
     if config.train.gradient_clip_norm is not None:
         options["clipnorm"] = config.train.gradient_clip_norm
     return kinds[config.train.optimizer](**options)

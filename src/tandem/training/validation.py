@@ -47,7 +47,7 @@ class ValidationScore(keras.callbacks.Callback):
         max_length = model.dims.max_decoder_seq_length
 
         def decode(ids):  # (BATCH_SIZE, steps) -> (BATCH_SIZE, max_length)
-            return greedy_search(model.step, model.encode(ids), BATCH_SIZE, max_length)
+            return greedy_search(model.step, model.encode(ids, max_length), BATCH_SIZE, max_length)
 
         self.decode = compile_stateless(decode, model.variables)
 
