@@ -28,6 +28,10 @@ class ModelDims:
 class Seq2Seq:
     """Owns every layer of an encoder-decoder and builds three graphs over the same objects.
 
+    This class is the recurrent family; `Seq2Seq(config, dims)` with
+    `config.family == "transformer"` builds `tandem.models.transformer.Transformer`, which
+    keeps the same graphs and step contract.
+
     `training_model` is teacher-forced; `encoder_model` maps sources to the decoder's start
     state; `decoder_model` has the classic example's signature
     `Model([decoder_inputs] + decoder_states_inputs, [decoder_outputs] + decoder_states)`, where

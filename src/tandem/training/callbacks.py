@@ -49,7 +49,8 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 class LearningRateLogger(keras.callbacks.Callback):
-    """Adds the learning rate the epoch trained with to the logs (`learning_rate`)."""
+    """Adds the learning rate the epoch trained with to the logs (`learning_rate`): its rate at
+    the epoch's first step (a per-step schedule such as inverse_sqrt moves on from there)."""
 
     def on_epoch_begin(self, epoch, logs=None):
         self.rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
