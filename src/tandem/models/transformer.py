@@ -423,7 +423,6 @@ class Transformer(Seq2Seq):
 
     def _build_graphs(self) -> None:
         config, dims = self.config, self.dims
-        layers = 2 * config.num_layers
         encoder_inputs = keras.Input(shape=(None,), dtype="int32", name="encoder_inputs")
         decoder_inputs = keras.Input(shape=(None,), dtype="int32", name="decoder_inputs")
         source_mask = PaddingMask(name="source_mask")(encoder_inputs)  # (batch, s)
@@ -460,7 +459,6 @@ class Transformer(Seq2Seq):
         outputs, weights, *new_states = self.layers["decoder"](
             target, cross_inputs, mask_input, cache_inputs, position_input
         )
-        assert len(new_states) == layers + 1
         states_inputs = cache_inputs + [position_input] + cross_inputs + [mask_input]
         self.decoder_model = keras.Model(
             [decoder_inputs] + states_inputs,
