@@ -22,6 +22,7 @@ import pytest
 from tandem.cli import main
 from tandem.errors import ModelDirError
 from tandem.model_dir import load_model_dir, read_history
+from tandem.training.callbacks import StopOnCtrlC
 from tandem.training.checkpoints import (
     BEST,
     LAST,
@@ -219,6 +220,43 @@ def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(corpus, tmp_path, ca
     other.write_text("".join(f"{s}\t{t}\n" for s, t in PAIRS[:-1]), encoding="utf-8")
     assert main(["train", str(other), "-o", str(output), "--resume", "-q"]) == 2
     assert "differ from the data the run started with" in capsys.readouterr().err
+
+
+class InterruptsWhileFinalised:
+    """Sends Ctrl-C to this process from a finaliser, where a raised KeyboardInterrupt is lost."""
+
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)  # the handler runs here, inside __del__
+
+
+def test_ctrl_c_in_a_finaliser_still_stops_training_at_the_next_batch():
+    stop = StopOnCtrlC()
+    with stop:
+        assert signal.getsignal(signal.SIGINT) == stop._request
+        stop.on_train_batch_begin(0)  # nothing asked yet
+        InterruptsWhileFinalised()  # collected at once, so __del__ runs here
+        assert stop.requested
+        # The handler from before is back: a second Ctrl-C raises at once.
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        for hook in (stop.on_train_batch_begin, stop.on_test_batch_begin, stop.on_epoch_end):
+            with pytest.raises(KeyboardInterrupt):
+                hook(1)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_left_alone_when_sigint_is_ignored_or_handled_elsewhere():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        stop = StopOnCtrlC()
+        with stop:
+            assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)
+        assert not stop.requested
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_resume_with_more_epochs_extends_a_finished_run(corpus, reference, tmp_path, capsys):

@@ -1,11 +1,13 @@
-"""Keras callbacks of the fit loop: timing, learning-rate logging and the checkpointer."""
+"""Keras callbacks of the fit loop: timing, learning-rate logging, Ctrl-C and the checkpointer."""
 
 from __future__ import annotations
 
 import math
 import os
 import random
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -73,6 +75,52 @@ class InterruptionTestHooks(keras.callbacks.Callback):
     @staticmethod
     def wanted() -> bool:
         return bool(os.environ.get(MARKERS_ENV) or os.environ.get(BATCH_PAUSE_ENV))
+
+
+class StopOnCtrlC(keras.callbacks.Callback):
+    """Ctrl-C during `fit` stops training at the next batch or epoch boundary.
+
+    While the context is open, the first SIGINT only records the request (a handler that
+    raises could fire inside a finaliser or native code that swallows the exception, and
+    the run would go on); the callback then raises KeyboardInterrupt at the next batch, epoch
+    boundary or validation batch, after the checkpointer has finished its work. The
+    handler that was there before comes back at once, so a second Ctrl-C stops right away.
+    Nothing is installed when SIGINT is ignored or handled by someone else, or off the main
+    thread (where Python cannot install a handler).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.requested = False
+        self.previous = None
+
+    def __enter__(self) -> StopOnCtrlC:
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
+            self.previous = signal.signal(signal.SIGINT, self._request)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._restore()
+
+    def _request(self, signum, frame) -> None:
+        self.requested = True
+        self._restore()
+
+    def _restore(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
+
+    def _stop_if_requested(self, index=None, logs=None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    # Batch *begin* hooks: Keras then keeps dispatching the batch-end hooks asynchronously.
+    on_epoch_begin = on_epoch_end = _stop_if_requested
+    on_train_batch_begin = on_test_batch_begin = _stop_if_requested
 
 
 class Checkpointer(keras.callbacks.Callback):

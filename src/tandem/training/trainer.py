@@ -32,6 +32,7 @@ from tandem.training.callbacks import (
     EpochTimer,
     InterruptionTestHooks,
     LearningRateLogger,
+    StopOnCtrlC,
     draw_learning_curve,
 )
 from tandem.training.checkpoints import (
@@ -251,6 +252,7 @@ def _train(
         if config.train.average_last
         else 0,
     )
+    stop_on_ctrl_c = StopOnCtrlC()
     # Order matters: the checkpointer saves what the schedule and early stopping decided.
     all_callbacks = [
         EpochTimer(),
@@ -261,6 +263,7 @@ def _train(
         # After the checkpointer: an "epoch N begin" marker means the run is in epoch N.
         *([InterruptionTestHooks()] if InterruptionTestHooks.wanted() else []),
         *callbacks,
+        stop_on_ctrl_c,  # last: a Ctrl-C stops the run once the others have done their part
     ]
     initial_epoch = checkpoint.epoch if checkpoint else 0
     if verbose:
@@ -272,14 +275,15 @@ def _train(
         )
     if initial_epoch < config.train.epochs and not checkpointer.stopped_early:
         try:
-            model.fit_model.fit(
-                train_batches,
-                validation_data=validation_batches,
-                epochs=config.train.epochs,
-                initial_epoch=initial_epoch,
-                callbacks=all_callbacks,
-                verbose=verbose,
-            )
+            with stop_on_ctrl_c:
+                model.fit_model.fit(
+                    train_batches,
+                    validation_data=validation_batches,
+                    epochs=config.train.epochs,
+                    initial_epoch=initial_epoch,
+                    callbacks=all_callbacks,
+                    verbose=verbose,
+                )
         except KeyboardInterrupt:
             raise _interrupted(output_dir, checkpointer, initial_epoch) from None
     if checkpointer.diverged is not None:
