@@ -56,7 +56,8 @@ COMPARED = ("loss", "val_loss", "accuracy", "val_accuracy", "learning_rate")
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> dict:
-    """The data file, the config file, and a JAX compilation cache shared by the subprocesses."""
+    """The data file, the config file, and the environment of the subprocesses (they share
+    the session's JAX compilation cache, see conftest.py)."""
     root = tmp_path_factory.mktemp("corpus")
     data = root / "pairs.tsv"
     data.write_text("".join(f"{s}\t{t}\n" for s, t in PAIRS), encoding="utf-8")
@@ -66,10 +67,6 @@ def corpus(tmp_path_factory) -> dict:
         **os.environ,
         "KERAS_BACKEND": "jax",
         MARKERS_ENV: "1",
-        # Each subprocess would compile the same small programs again; a disk cache skips that.
-        "JAX_COMPILATION_CACHE_DIR": str(root / "jax-cache"),
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1",
     }
     return {"data": str(data), "config": str(config), "env": env, "root": root}
 

@@ -100,7 +100,7 @@ def step_by_step(model, source, decoder):
     outputs = []
     for t in range(decoder.shape[1]):
         token = graph_inputs(model, decoder[:, t : t + 1], DIMS.num_decoder_tokens)
-        results = model.decoder_model.predict([token] + states, verbose=0)
+        results = model.decoder_model.predict_on_batch([token] + states)
         outputs.append(results[0][:, 0])
         states = list(results[1 : 1 + len(states)])
     return np.stack(outputs, axis=1)  # (batch, steps, vocab)
@@ -265,7 +265,7 @@ def python_greedy(model, source, max_length):
     output = np.zeros((len(source), max_length), "int32")
     for t in range(max_length):
         token = graph_inputs(model, tokens[:, None], DIMS.num_decoder_tokens)
-        results = model.decoder_model.predict([token] + states, verbose=0)
+        results = model.decoder_model.predict_on_batch([token] + states)
         tokens = np.where(finished, 0, results[0][:, 0].argmax(-1))
         output[:, t] = tokens
         finished |= tokens == END_ID
