@@ -228,18 +228,23 @@ class InterruptsWhileFinalised:
 
 
 def test_ctrl_c_in_a_finaliser_still_stops_training_at_the_next_batch():
-    stop = StopOnCtrlC()
-    with stop:
-        assert signal.getsignal(signal.SIGINT) == stop._request
-        stop.on_train_batch_begin(0)  # nothing asked yet
-        InterruptsWhileFinalised()  # collected at once, so __del__ runs here
-        assert stop.requested
-        # The handler from before is back: a second Ctrl-C raises at once.
+    # Python's own handler, as in a terminal (a background job starts with SIGINT ignored).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        stop = StopOnCtrlC()
+        with stop:
+            assert signal.getsignal(signal.SIGINT) == stop._request
+            stop.on_train_batch_begin(0)  # nothing asked yet
+            InterruptsWhileFinalised()  # collected at once, so __del__ runs here
+            assert stop.requested
+            # The handler from before is back: a second Ctrl-C raises at once.
+            assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+            for hook in (stop.on_train_batch_begin, stop.on_test_batch_begin, stop.on_epoch_end):
+                with pytest.raises(KeyboardInterrupt):
+                    hook(1)
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-        for hook in (stop.on_train_batch_begin, stop.on_test_batch_begin, stop.on_epoch_end):
-            with pytest.raises(KeyboardInterrupt):
-                hook(1)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_ctrl_c_left_alone_when_sigint_is_ignored_or_handled_elsewhere():
