@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -227,38 +228,42 @@ class InterruptsWhileFinalised:
         time.sleep(0.01)  # the handler runs here, inside __del__
 
 
-def test_ctrl_c_in_a_finaliser_still_stops_training_at_the_next_batch():
-    # Python's own handler, as in a terminal (a background job starts with SIGINT ignored).
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+@contextlib.contextmanager
+def sigint(handler):
+    """SIGINT goes to `handler` in the block, whatever the tests were started with (a
+    background job, as CI may be, starts with SIGINT ignored)."""
+    previous = signal.signal(signal.SIGINT, handler)
     try:
-        stop = StopOnCtrlC()
-        with stop:
-            assert signal.getsignal(signal.SIGINT) == stop._request
-            stop.on_train_batch_begin(0)  # nothing asked yet
-            InterruptsWhileFinalised()  # collected at once, so __del__ runs here
-            assert stop.requested
-            # The handler from before is back: a second Ctrl-C raises at once.
-            assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-            for hook in (stop.on_train_batch_begin, stop.on_test_batch_begin, stop.on_epoch_end):
-                with pytest.raises(KeyboardInterrupt):
-                    hook(1)
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        yield
     finally:
         signal.signal(signal.SIGINT, previous)
 
 
-def test_ctrl_c_left_alone_when_sigint_is_ignored_or_handled_elsewhere():
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        stop = StopOnCtrlC()
-        with stop:
-            assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+def test_ctrl_c_in_a_finaliser_still_stops_training_at_the_next_batch():
+    with sigint(signal.default_int_handler), StopOnCtrlC() as stop:  # Python's, as in a terminal
+        assert signal.getsignal(signal.SIGINT) == stop._request
+        stop.on_train_batch_begin(0)  # nothing asked yet
+        InterruptsWhileFinalised()  # collected at once, so __del__ runs here
+        assert stop.requested
+        # The handler from before is back: a second Ctrl-C raises at once.
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        for hook in (stop.on_train_batch_begin, stop.on_test_batch_begin, stop.on_epoch_end):
+            with pytest.raises(KeyboardInterrupt):
+                hook(1)
+
+
+@pytest.mark.parametrize("kind", ["ignored", "handled elsewhere"])
+def test_ctrl_c_left_alone_when_sigint_is_ignored_or_handled_elsewhere(kind):
+    calls = []
+    handler = signal.SIG_IGN if kind == "ignored" else lambda signum, frame: calls.append(signum)
+    with sigint(handler):
+        with StopOnCtrlC() as stop:
+            assert signal.getsignal(signal.SIGINT) == handler
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.01)
         assert not stop.requested
-        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
-    finally:
-        signal.signal(signal.SIGINT, previous)
+        assert signal.getsignal(signal.SIGINT) == handler
+    assert calls == ([] if kind == "ignored" else [signal.SIGINT])
 
 
 def test_resume_with_more_epochs_extends_a_finished_run(corpus, reference, tmp_path, capsys):
