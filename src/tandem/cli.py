@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from tandem import __version__
+from tandem.allocator import relaunch
 from tandem.config import (
     ATTENTIONS,
     CELLS,
@@ -475,9 +476,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; user mistakes print one line to stderr and return 2."""
-    args = build_parser().parse_args(argv)
+    """Run the command line; user mistakes print one line to stderr and return 2.
+
+    Run as a program (no `argv`), it first re-runs itself with the allocator settings of
+    `tandem.allocator`, which glibc reads only when a process starts.
+    """
     try:
+        if argv is None and sys.executable:
+            relaunch([sys.executable, "-m", "tandem", *sys.argv[1:]])
+        args = build_parser().parse_args(argv)
         return args.run(args)
     except TandemError as exc:
         print(f"tandem: error: {exc}", file=sys.stderr)
