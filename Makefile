@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 
-.PHONY: demo test lint install bench-seed bench-decode bench-tatoeba bench-g2p bench-train bench-train-memory bench-train-step clean
+.PHONY: demo test lint install bench-seed bench-decode bench-tatoeba bench-g2p bench-train bench-train-memory bench-train-step bench-train-profile clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,3 +49,6 @@ bench-train-memory: $(STAMP)
 
 bench-train-step: $(STAMP)
 	$(BIN)/python benchmarks/bench_train_step.py --output benchmarks/results/train_step.json
+
+bench-train-profile: $(STAMP)
+	$(BIN)/python benchmarks/bench_train_profile.py --output benchmarks/results/train_profile.json
