@@ -8,6 +8,10 @@ its quality settings, until its greedy test chrF reaches the original's 26.5; an
 of one tandem epoch on 10,000 pairs and on the full corpus, with random samples of the corpus
 showing what grows with its size (`memory_study`).
 
+tandem runs as `tandem train` does, under the allocator settings of `tandem.allocator` (the
+script re-runs itself under them); the original script runs in a child process as it would
+on its own, with glibc's defaults, and once more under tandem's settings, for comparison.
+
     python benchmarks/bench_train.py --output benchmarks/results/train.json
     python benchmarks/bench_train.py --memory-only --output benchmarks/results/train.json
 """
@@ -16,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +33,7 @@ import tandem  # noqa: E402, F401, I001  (sets the Keras backend before Keras is
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from common import TATOEBA, machine, peak_rss_mb, require, write_json  # noqa: E402
+from tandem.allocator import KEEP_FREED_MEMORY, OPT_OUT, relaunch  # noqa: E402
 from tandem.config import Config, ModelConfig, TrainConfig  # noqa: E402
 from tandem.data.batching import encode_pairs, encode_sources  # noqa: E402
 from tandem.data.reading import group_references, read_pairs  # noqa: E402
@@ -95,6 +102,15 @@ def original_tokens_per_s(pairs, epochs: int) -> dict:
         )
         / 2**20,
     }
+
+
+def original_in_child(epochs: int, allocator: dict[str, str]) -> dict:
+    """`original_tokens_per_s` in a fresh process with these MALLOC_ settings (none: glibc's)."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    environment.update(allocator or {OPT_OUT: "0"})
+    command = [sys.executable, __file__, "--original-only", "--original-epochs", str(epochs)]
+    done = subprocess.run(command, env=environment, capture_output=True, text=True, check=True)
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "malloc_env": allocator}
 
 
 class TestChrf(keras.callbacks.Callback):
@@ -270,6 +286,7 @@ def main() -> None:
     parser.add_argument("--gradient-clip-norm", type=float, default=1.0)
     parser.add_argument("--throughput-batch-size", type=int, default=256)
     parser.add_argument("--throughput-epochs", type=int, default=4)
+    parser.add_argument("--original-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--memory-only",
         action="store_true",
@@ -282,8 +299,12 @@ def main() -> None:
         write_json({**previous, **memory_figures(train_path)}, args.output)
         return
     pairs = read_pairs(train_path, max_samples=10_000).pairs
+    if args.original_only:
+        print(json.dumps(original_tokens_per_s(pairs, args.original_epochs)))
+        return
 
-    original = original_tokens_per_s(pairs, args.original_epochs)
+    original = original_in_child(args.original_epochs, {})
+    original_same_allocator = original_in_child(args.original_epochs, KEEP_FREED_MEMORY)
 
     source_vocab, target_vocab, dims = seed_dims(pairs)
     grouped = group_references(read_pairs(require(TATOEBA / "test.tsv")).pairs)
@@ -330,6 +351,8 @@ def main() -> None:
         "benchmark": "train",
         "command": "make bench-train",
         "original": original,
+        "original_under_tandem_allocator": original_same_allocator,
+        "tandem_malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
         "tandem_throughput": {
             "batch_size": args.throughput_batch_size,
             "seconds_per_epoch": fast_steady,
@@ -350,6 +373,9 @@ def main() -> None:
             "seconds_to_original_chrf": sum(seconds[:reached]) if reached else None,
         },
         "tokens_per_s_ratio": (tokens / fast_steady) / original["tokens_per_s"],
+        "tokens_per_s_ratio_same_allocator": (
+            (tokens / fast_steady) / original_same_allocator["tokens_per_s"]
+        ),
         "original_100_epoch_seconds": original_100_epochs,
         "time_to_quality_ratio": (
             sum(seconds[:reached]) / original_100_epochs if reached else None
@@ -366,4 +392,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    if "--original-only" not in sys.argv:
+        relaunch([sys.executable, *sys.argv])  # tandem trains as `tandem train` does
     main()
