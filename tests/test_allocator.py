@@ -40,13 +40,20 @@ def fake_execve(path, arguments, environment):
     raise Relaunched(path, arguments, environment)
 
 
-def test_the_program_relaunches_itself_with_its_arguments_before_anything_else(monkeypatch):
-    monkeypatch.setattr(allocator.os, "execve", fake_execve)
+@pytest.fixture
+def glibc_linux(monkeypatch):
+    """A Linux with glibc, and an environment with no MALLOC_ setting and no opt-out."""
     monkeypatch.setattr(allocator.sys, "platform", "linux")
     monkeypatch.setattr(allocator.platform, "libc_ver", lambda: ("glibc", "2.36"))
     for name in [name for name in os.environ if name.startswith("MALLOC_")]:
         monkeypatch.delenv(name)
     monkeypatch.delenv(OPT_OUT, raising=False)
+
+
+def test_the_program_relaunches_itself_with_its_arguments_before_anything_else(
+    monkeypatch, glibc_linux
+):
+    monkeypatch.setattr(allocator.os, "execve", fake_execve)
     monkeypatch.setattr(sys, "argv", ["/usr/bin/tandem", "translate", "--model", "m"])
     with pytest.raises(Relaunched) as relaunched:
         cli.main()
@@ -57,24 +64,17 @@ def test_the_program_relaunches_itself_with_its_arguments_before_anything_else(m
     assert environment["PATH"] == os.environ["PATH"]
 
 
-def test_called_with_arguments_the_command_line_runs_in_process(monkeypatch, capsys):
+def test_called_with_arguments_the_command_line_runs_in_process(monkeypatch, capsys, glibc_linux):
     monkeypatch.setattr(allocator.os, "execve", fake_execve)
-    for name in [name for name in os.environ if name.startswith("MALLOC_")]:
-        monkeypatch.delenv(name)
     with pytest.raises(SystemExit) as exited:
         cli.main(["--version"])
     assert exited.value.code == 0
     assert "tandem" in capsys.readouterr().out
 
 
-def test_a_program_that_cannot_be_rerun_runs_on_with_the_defaults(monkeypatch):
+def test_a_program_that_cannot_be_rerun_runs_on_with_the_defaults(monkeypatch, glibc_linux):
     def failing_execve(path, arguments, environment):
         raise FileNotFoundError(path)
 
     monkeypatch.setattr(allocator.os, "execve", failing_execve)
-    monkeypatch.setattr(allocator.sys, "platform", "linux")
-    monkeypatch.setattr(allocator.platform, "libc_ver", lambda: ("glibc", "2.36"))
-    for name in [name for name in os.environ if name.startswith("MALLOC_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.delenv(OPT_OUT, raising=False)
     assert allocator.relaunch(["/no/such/python", "-m", "tandem"]) is None
