@@ -5,8 +5,9 @@ gives buffers above its mmap threshold (and emptied per-thread heaps) back to th
 they are freed, so every step faults their pages in again: about 42,000 minor page faults and
 150 ms of system CPU time per step of the seed model at batch 256 (`make bench-train-profile`).
 With one arena, no memory maps and no trimming, glibc keeps freed memory for the next step:
-no page faults, and the step is about a fifth faster. The cost: the process does not shrink
-after its peak.
+no page faults, system CPU time 7 ms a step, the step about a fifth faster there (whole epochs
+gain less, within the noise of shared cores). The cost: the process does not shrink after its
+peak, and peaks higher (docs/benchmarks.md).
 
 glibc reads these settings when the process starts, so the command line re-runs itself with
 them (`relaunch`) before it does anything else. `TANDEM_KEEP_FREED_MEMORY=0` turns this off;
