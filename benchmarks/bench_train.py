@@ -288,6 +288,9 @@ def main() -> None:
     parser.add_argument("--throughput-epochs", type=int, default=4)
     parser.add_argument("--original-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
+        "--speed-only", action="store_true", help="leave out the memory figures (a repeat run)"
+    )
+    parser.add_argument(
         "--memory-only",
         action="store_true",
         help="measure only the memory figures; the speed figures already in --output are kept",
@@ -381,7 +384,7 @@ def main() -> None:
             sum(seconds[:reached]) / original_100_epochs if reached else None
         ),
         "n_test_sources": len(eligible),
-        **memory_figures(train_path),
+        **({} if args.speed_only else memory_figures(train_path)),
         "machine": machine(),
     }
     write_json(report, args.output)
