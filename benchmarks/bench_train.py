@@ -33,7 +33,12 @@ import tandem  # noqa: E402, F401, I001  (sets the Keras backend before Keras is
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from common import TATOEBA, machine, peak_rss_mb, require, write_json  # noqa: E402
-from tandem.allocator import KEEP_FREED_MEMORY, OPT_OUT, relaunch  # noqa: E402
+from tandem.allocator import (  # noqa: E402
+    KEEP_FREED_MEMORY,
+    malloc_settings,
+    relaunch,
+    with_malloc_settings,
+)
 from tandem.config import Config, ModelConfig, TrainConfig  # noqa: E402
 from tandem.data.batching import encode_pairs, encode_sources  # noqa: E402
 from tandem.data.reading import group_references, read_pairs  # noqa: E402
@@ -106,8 +111,7 @@ def original_tokens_per_s(pairs, epochs: int) -> dict:
 
 def original_in_child(epochs: int, allocator: dict[str, str]) -> dict:
     """`original_tokens_per_s` in a fresh process with these MALLOC_ settings (none: glibc's)."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    environment.update(allocator or {OPT_OUT: "0"})
+    environment = with_malloc_settings(os.environ, allocator)
     command = [sys.executable, __file__, "--original-only", "--original-epochs", str(epochs)]
     done = subprocess.run(command, env=environment, capture_output=True, text=True, check=True)
     return {**json.loads(done.stdout.strip().splitlines()[-1]), "malloc_env": allocator}
@@ -355,7 +359,7 @@ def main() -> None:
         "command": "make bench-train",
         "original": original,
         "original_under_tandem_allocator": original_same_allocator,
-        "tandem_malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
+        "tandem_malloc_env": malloc_settings(os.environ),
         "tandem_throughput": {
             "batch_size": args.throughput_batch_size,
             "seconds_per_epoch": fast_steady,

@@ -37,20 +37,12 @@ import jax  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from common import machine, write_json  # noqa: E402
+from tandem.allocator import KEEP_FREED_MEMORY, with_malloc_settings  # noqa: E402
 from tandem.config import ModelConfig  # noqa: E402
 from tandem.models import ModelDims, Seq2Seq  # noqa: E402
 
 # The seed data's vocabulary sizes (source, target) and longest sequences.
 DIMS = ModelDims(72, 95, 16, 59)
-
-# glibc settings under which freed memory stays in the process: one arena, no memory maps,
-# no trimming. They take effect only from the process's start, hence the child processes.
-KEEP_FREED_MEMORY = {
-    "MALLOC_ARENA_MAX": "1",
-    "MALLOC_MMAP_MAX_": "0",
-    "MALLOC_TRIM_THRESHOLD_": str(16 * 2**30),
-    "MALLOC_TOP_PAD_": str(256 * 2**20),
-}
 
 # Operation kinds, by the start of XLA's names for them; the rest is elementwise work.
 KINDS = (
@@ -169,9 +161,9 @@ def main() -> None:
     runs = {name: [] for name in settings}
     for _ in range(args.rounds):
         for name, extra in settings.items():
-            env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+            environment = with_malloc_settings(os.environ, extra)
             done = subprocess.run(
-                child, env={**env, **extra}, capture_output=True, text=True, check=True
+                child, env=environment, capture_output=True, text=True, check=True
             )
             runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
     keys = (

@@ -78,3 +78,12 @@ def test_a_program_that_cannot_be_rerun_runs_on_with_the_defaults(monkeypatch, g
 
     monkeypatch.setattr(allocator.os, "execve", failing_execve)
     assert allocator.relaunch(["/no/such/python", "-m", "tandem"]) is None
+
+
+def test_a_child_environment_gets_exactly_the_settings_asked_for():
+    environ = {"PATH": "/bin", "MALLOC_ARENA_MAX": "4", "MALLOC_CHECK_": "3"}
+    assert allocator.with_malloc_settings(environ, {}) == {"PATH": "/bin"}
+    assert allocator.with_malloc_settings(environ, KEEP_FREED_MEMORY) == {
+        "PATH": "/bin",
+        **KEEP_FREED_MEMORY,
+    }

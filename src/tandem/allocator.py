@@ -30,6 +30,16 @@ KEEP_FREED_MEMORY = {
 OPT_OUT = "TANDEM_KEEP_FREED_MEMORY"
 
 
+def malloc_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """The glibc malloc settings (MALLOC_ variables) in an environment."""
+    return {name: value for name, value in environ.items() if name.startswith("MALLOC_")}
+
+
+def with_malloc_settings(environ: Mapping[str, str], settings: Mapping[str, str]) -> dict[str, str]:
+    """The environment with its MALLOC_ variables replaced by `settings` (none: glibc's defaults)."""
+    return {**{k: v for k, v in environ.items() if k not in malloc_settings(environ)}, **settings}
+
+
 def relaunch_environment(environ: Mapping[str, str], libc: str) -> dict[str, str] | None:
     """The environment to re-run the process under, or None when it should run as it is.
 
@@ -39,9 +49,9 @@ def relaunch_environment(environ: Mapping[str, str], libc: str) -> dict[str, str
     """
     if libc != "glibc" or environ.get(OPT_OUT, "1") == "0":
         return None
-    if any(name.startswith("MALLOC_") for name in environ):
+    if malloc_settings(environ):
         return None  # already relaunched, or the user chose the allocator's settings
-    return {**environ, **KEEP_FREED_MEMORY}
+    return with_malloc_settings(environ, KEEP_FREED_MEMORY)
 
 
 def relaunch(command: Sequence[str]) -> None:
