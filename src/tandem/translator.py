@@ -1,4 +1,4 @@
-"""The one facade that the command line, the server and Python users call."""
+"""The one facade that the command line and Python users call."""
 
 from __future__ import annotations
 
