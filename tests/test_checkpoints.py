@@ -23,13 +23,14 @@ import pytest
 from tandem.cli import main
 from tandem.errors import ModelDirError
 from tandem.model_dir import load_model_dir, read_history
-from tandem.training.callbacks import StopOnCtrlC
+from tandem.training.callbacks import StopOnInterrupt
 from tandem.training.checkpoints import (
     BEST,
     LAST,
     MARKERS_ENV,
     PAUSE_ENV,
     PAUSE_EPOCH_ENV,
+    CheckpointError,
     checkpoint_root,
     copy_checkpoint_files,
     find_checkpoint,
@@ -220,6 +221,18 @@ def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(corpus, tmp_path, ca
     assert "differ from the data the run started with" in capsys.readouterr().err
 
 
+def test_sigterm_keeps_the_checkpoint_like_ctrl_c(corpus, tmp_path):
+    output = tmp_path / "model"
+    run = Train(corpus, output, **{"TANDEM_BATCH_PAUSE_SECONDS": "1.0"})
+    run.wait_for("epoch 2 begin")
+    run.process.send_signal(signal.SIGTERM)  # `kill`, a job scheduler, `docker stop`
+    code, err = run.finish()
+    assert code == 130 and "Traceback" not in err
+    message = err.strip().splitlines()[-1]
+    assert message.startswith("tandem: interrupted in epoch 2; kept the checkpoint of epoch 1")
+    assert find_checkpoint(output, LAST).epoch == 1
+
+
 class InterruptsWhileFinalised:
     """Sends Ctrl-C to this process from a finaliser, where a raised KeyboardInterrupt is lost."""
 
@@ -240,7 +253,10 @@ def sigint(handler):
 
 
 def test_ctrl_c_in_a_finaliser_still_stops_training_at_the_next_batch():
-    with sigint(signal.default_int_handler), StopOnCtrlC() as stop:  # Python's, as in a terminal
+    with (
+        sigint(signal.default_int_handler),
+        StopOnInterrupt() as stop,
+    ):  # Python's, as in a terminal
         assert signal.getsignal(signal.SIGINT) == stop._request
         stop.on_train_batch_begin(0)  # nothing asked yet
         InterruptsWhileFinalised()  # collected at once, so __del__ runs here
@@ -252,12 +268,27 @@ def test_ctrl_c_in_a_finaliser_still_stops_training_at_the_next_batch():
                 hook(1)
 
 
+def test_sigterm_is_recorded_and_its_default_comes_back():
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with StopOnInterrupt() as stop:
+            assert signal.getsignal(signal.SIGTERM) == stop._request  # never kill without it
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.01)
+            assert stop.requested
+            assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # a second one ends it
+            with pytest.raises(KeyboardInterrupt):
+                stop.on_train_batch_begin(0)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @pytest.mark.parametrize("kind", ["ignored", "handled elsewhere"])
 def test_ctrl_c_left_alone_when_sigint_is_ignored_or_handled_elsewhere(kind):
     calls = []
     handler = signal.SIG_IGN if kind == "ignored" else lambda signum, frame: calls.append(signum)
     with sigint(handler):
-        with StopOnCtrlC() as stop:
+        with StopOnInterrupt() as stop:
             assert signal.getsignal(signal.SIGINT) == handler
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.01)
@@ -441,3 +472,21 @@ def test_best_is_repaired_when_killed_between_last_and_best(tmp_path):
     repair_best(tmp_path, find_checkpoint(tmp_path, LAST))
     best = find_checkpoint(tmp_path, BEST)
     assert best.epoch == 2 and best.model_path.read_text() == "weights of epoch 2"
+
+
+def test_a_damaged_checkpoint_is_named_and_nothing_is_thrown_away(tmp_path):
+    from tandem.model_dir import MANIFEST_FILE, _manifest
+    from tandem.models import ModelDims
+    from tandem.training.resume import start_fresh_run
+
+    write_dummy(tmp_path, 2)
+    write_dummy(tmp_path, 1, BEST)
+    manifest = _manifest(ModelDims(5, 6, 7, 8), complete=False, train_data=None)
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps(manifest))
+    (checkpoint_root(tmp_path) / LAST / "state.json").unlink()
+    with pytest.raises(CheckpointError, match=r"last/state.json: missing; the checkpoint is dam"):
+        find_checkpoint(tmp_path, LAST)
+    # Starting over would delete the intact best checkpoint too: refused, both left in place.
+    with pytest.raises(CheckpointError, match="the checkpoint is damaged"):
+        start_fresh_run(tmp_path)
+    assert find_checkpoint(tmp_path, BEST).epoch == 1

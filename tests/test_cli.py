@@ -74,6 +74,7 @@ def test_evaluate_text_output(tiny_model_dir, tiny_tsv, capsys):
         (b"Go.\tVa !\n\tVide\n", "bad.tsv:2: empty source"),
         (b"Go.\tVa !\nHi.\t\xff\xfe\n", "bad.tsv:2: invalid UTF-8"),
         (b"", "bad.tsv: no sentence pairs"),
+        (b"Go.\tVa !\rHi.\tSalut !\r", "bad.tsv:1: carriage return inside the target"),
     ],
 )
 def test_bad_training_data_is_one_line_and_exit_2(tmp_path, capsys, content, message):
@@ -210,3 +211,59 @@ def test_rnn_settings_on_a_transformer_are_refused(tmp_path, capsys, tiny_tsv):
                        "--attention", "dot")  # fmt: skip
     assert code == 2 and "model.attention = 'dot' applies to the rnn family only" in err
     assert err.count("\n") == 1 and not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--embedding-dim", "0"], "model.embedding_dim must be a positive integer, got 0"),
+        (["--seed", "-1"], "train.seed must be an integer in [0, 2**32 - 1], got -1"),
+        (["--seed", str(2**32)], "train.seed must be an integer in [0, 2**32 - 1]"),
+    ],
+)
+def test_out_of_range_options_are_refused_before_anything_is_written(
+    tmp_path, capsys, tiny_tsv, flags, message
+):
+    code, _, err = run(capsys, "train", str(tiny_tsv), "-o", str(tmp_path / "m"), *flags)
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "m").exists()
+
+
+def test_an_output_below_a_file_is_one_line(tmp_path, capsys, tiny_tsv):
+    (tmp_path / "afile").write_text("not a directory\n", encoding="utf-8")
+    output = tmp_path / "afile" / "model"
+    code, _, err = run(capsys, "train", str(tiny_tsv), "-o", str(output), "--epochs", "1")
+    assert code == 2 and f"{output}: cannot create the directory" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        MemoryError(),
+        RuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 25830642128 bytes."),
+    ],
+)
+def test_out_of_memory_is_one_line_with_what_to_do(
+    tmp_path, capsys, tiny_tsv, monkeypatch, failure
+):
+    import tandem.training
+
+    def exhausted(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(tandem.training, "train", exhausted)
+    code, _, err = run(capsys, "train", str(tiny_tsv), "-o", str(tmp_path / "m"), "--epochs", "1")
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("tandem: error: out of memory") and "--max-source-length" in err
+
+
+def test_other_runtime_errors_are_not_called_out_of_memory(tmp_path, capsys, tiny_tsv, monkeypatch):
+    import tandem.training
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something else")
+
+    monkeypatch.setattr(tandem.training, "train", broken)
+    with pytest.raises(RuntimeError, match="something else"):
+        run(capsys, "train", str(tiny_tsv), "-o", str(tmp_path / "m"), "--epochs", "1")

@@ -1,8 +1,16 @@
 import dataclasses
+import json
 
 import pytest
 
-from tandem.config import Config, ConfigError, DataConfig, ModelConfig, TrainConfig
+from tandem.config import (
+    Config,
+    ConfigError,
+    DataConfig,
+    DecodeConfig,
+    ModelConfig,
+    TrainConfig,
+)
 
 
 def test_defaults_are_the_examples_settings():
@@ -81,6 +89,13 @@ def test_unknown_section_is_an_error():
         (lambda: TrainConfig(batch_size=True), "batch_size must be a positive integer"),
         (lambda: DataConfig(max_samples=-1), "data.max_samples must be a positive integer"),
         (lambda: DataConfig(source_tokens="bpe"), "data.source_tokens must be one of"),
+        (lambda: DecodeConfig(alpha=float("nan")), "decode.alpha must be a finite number >= 0"),
+        (lambda: DecodeConfig(alpha=-0.5), "decode.alpha must be a finite number >= 0"),
+        (
+            lambda: DecodeConfig(temperature=float("inf")),
+            "decode.temperature must be a finite number > 0",
+        ),
+        (lambda: DecodeConfig(seed=2**32), r"decode.seed must be an integer in \[0, 2\*\*32 - 1\]"),
     ],
 )
 def test_invalid_values_are_named(make, message):
@@ -100,3 +115,9 @@ def test_malformed_file_is_a_clear_error(tmp_path):
     path.write_text("{not json")
     with pytest.raises(ConfigError, match="config.json: cannot read config"):
         Config.load(path)
+
+
+def test_a_file_with_a_byte_order_mark_loads(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"train": {"epochs": 3}}).encode())
+    assert Config.load(path).train.epochs == 3

@@ -39,9 +39,9 @@ def test_defaults_keep_the_previous_behaviour():
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"gradient_clip_norm": 0}, "train.gradient_clip_norm must be > 0"),
-        ({"gradient_clip_norm": -1.0}, "train.gradient_clip_norm must be > 0"),
-        ({"gradient_clip_norm": "1"}, "train.gradient_clip_norm must be > 0"),
+        ({"gradient_clip_norm": 0}, "train.gradient_clip_norm must be a finite number > 0"),
+        ({"gradient_clip_norm": -1.0}, "train.gradient_clip_norm must be a finite number > 0"),
+        ({"gradient_clip_norm": "1"}, "train.gradient_clip_norm must be a finite number > 0"),
         ({"label_smoothing": 1.0}, r"train.label_smoothing must be in \[0, 1\)"),
         ({"label_smoothing": -0.1}, r"train.label_smoothing must be in \[0, 1\)"),
         ({"label_smoothing": True}, r"train.label_smoothing must be in \[0, 1\)"),
@@ -49,7 +49,11 @@ def test_defaults_keep_the_previous_behaviour():
         ({"lr_patience": 0}, "train.lr_patience must be a positive integer"),
         ({"lr_factor": 1.0}, r"train.lr_factor must be in \(0, 1\)"),
         ({"lr_factor": 0}, r"train.lr_factor must be in \(0, 1\)"),
-        ({"learning_rate": float("nan")}, "train.learning_rate must be > 0"),
+        ({"learning_rate": float("nan")}, "train.learning_rate must be a finite number > 0"),
+        ({"learning_rate": float("inf")}, "train.learning_rate must be a finite number > 0"),
+        ({"seed": -1}, r"train.seed must be an integer in \[0, 2\*\*32 - 1\]"),
+        ({"seed": 2**32}, r"train.seed must be an integer in \[0, 2\*\*32 - 1\]"),
+        ({"seed": 1.5}, r"train.seed must be an integer in \[0, 2\*\*32 - 1\]"),
         ({"average_last": 0}, "train.average_last must be a positive integer"),
     ],
 )

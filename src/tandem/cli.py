@@ -59,8 +59,11 @@ def train_config(args: argparse.Namespace):
         cell=args.cell,
         inputs=args.inputs,
         # A transformer's embeddings are as wide as the model unless said otherwise.
-        embedding_dim=args.embedding_dim
-        or (args.latent_dim if args.family == "transformer" else None),
+        embedding_dim=(
+            args.embedding_dim
+            if args.embedding_dim is not None or args.family != "transformer"
+            else args.latent_dim
+        ),
         mask_padding=False if args.no_masking else None,
         num_layers=args.layers,
         dropout=args.dropout,
@@ -494,3 +497,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except (MemoryError, RuntimeError) as exc:
+        if not _out_of_memory(exc):
+            raise
+        print(f"tandem: error: {OUT_OF_MEMORY}", file=sys.stderr)
+        return 1
+
+
+OUT_OF_MEMORY = (
+    "out of memory; the longest sentences set the width of their batches: limit them with "
+    "--max-source-length and --max-target-length, or lower --batch-size"
+)
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Python's MemoryError, or the backend's allocation failure (XLA: RESOURCE_EXHAUSTED)."""
+    return isinstance(exc, MemoryError) or "RESOURCE_EXHAUSTED" in str(exc)

@@ -148,12 +148,16 @@ class TrainConfig:
         _check_positive(self, "batch_size")
         _check_choice(self, "optimizer", OPTIMIZERS)
         if self.learning_rate is not None and not _is_number(self.learning_rate, low=0.0):
-            raise ConfigError(f"train.learning_rate must be > 0, got {self.learning_rate!r}")
+            raise ConfigError(
+                f"train.learning_rate must be a finite number > 0, got {self.learning_rate!r}"
+            )
         _check_fraction(self, "validation_split")
         _check_positive(self, "patience", allow_none=True)
+        _check_seed(self)
         if self.gradient_clip_norm is not None and not _is_number(self.gradient_clip_norm, 0.0):
             raise ConfigError(
-                f"train.gradient_clip_norm must be > 0 or null, got {self.gradient_clip_norm!r}"
+                "train.gradient_clip_norm must be a finite number > 0 or null, "
+                f"got {self.gradient_clip_norm!r}"
             )
         _check_fraction(self, "label_smoothing")
         _check_choice(self, "lr_schedule", LR_SCHEDULES)
@@ -195,12 +199,13 @@ class DecodeConfig:
             raise ConfigError(
                 f"decode.nbest ({self.nbest}) cannot exceed decode.beam_size ({self.beam_size})"
             )
-        if not self.temperature > 0:
-            raise ConfigError(f"decode.temperature must be > 0, got {self.temperature}")
-        if self.alpha < 0:
-            raise ConfigError(f"decode.alpha must be >= 0, got {self.alpha}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"decode.seed must be a non-negative integer, got {self.seed!r}")
+        if not _is_number(self.temperature, low=0.0):
+            raise ConfigError(
+                f"decode.temperature must be a finite number > 0, got {self.temperature!r}"
+            )
+        if not _is_number(self.alpha, low=0.0, closed_low=True):
+            raise ConfigError(f"decode.alpha must be a finite number >= 0, got {self.alpha!r}")
+        _check_seed(self)
 
 
 @dataclass(frozen=True)
@@ -241,7 +246,7 @@ class Config:
     @classmethod
     def load(cls, path: str | Path) -> Config:
         try:
-            raw = json.loads(Path(path).read_text(encoding="utf-8"))
+            raw = json.loads(Path(path).read_text(encoding="utf-8-sig"))  # a BOM is allowed
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read config: {exc}") from None
         try:
@@ -278,6 +283,14 @@ def _check_fraction(obj, name: str) -> None:
     if not _is_number(value, low=0.0, high=1.0, closed_low=True):
         section = type(obj).__name__.removesuffix("Config").lower()
         raise ConfigError(f"{section}.{name} must be in [0, 1), got {value!r}")
+
+
+def _check_seed(obj) -> None:
+    """Random seeds are what numpy and JAX take: integers in [0, 2**32)."""
+    value = obj.seed
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+        section = type(obj).__name__.removesuffix("Config").lower()
+        raise ConfigError(f"{section}.seed must be an integer in [0, 2**32 - 1], got {value!r}")
 
 
 def _check_choice(obj, name: str, choices: tuple[str, ...]) -> None:

@@ -51,7 +51,10 @@ def prepare_output_dir(path: str | Path) -> Path:
         raise TandemError(f"{path}: exists and is not a directory")
     if path.is_dir() and any(path.iterdir()) and not (path / MANIFEST_FILE).exists():
         raise TandemError(f"{path}: directory is not empty and holds no tandem model")
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a parent that is a file, no permission, a read-only disk
+        raise TandemError(f"{path}: cannot create the directory: {exc.strerror}") from None
     return path
 
 

@@ -236,6 +236,12 @@ def _decode(raw: bytes, label: str, line: int) -> str:
 def _sentence(text: str, side: str, label: str, line: int) -> str:
     if not text.strip():
         raise DataError(label, f"empty {side} sentence", line)
+    if "\r" in text:
+        # Lines end at "\n" (or "\r\n"): a file whose lines end in a lone "\r" would
+        # otherwise be read as one line, every pair after the first lost in its target.
+        raise DataError(
+            label, f"carriage return inside the {side} sentence (lines ending in CR alone?)", line
+        )
     return text
 
 

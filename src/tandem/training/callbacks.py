@@ -77,29 +77,32 @@ class InterruptionTestHooks(keras.callbacks.Callback):
         return bool(os.environ.get(MARKERS_ENV) or os.environ.get(BATCH_PAUSE_ENV))
 
 
-class StopOnCtrlC(keras.callbacks.Callback):
-    """Ctrl-C during `fit` stops training at the next batch or epoch boundary.
+class StopOnInterrupt(keras.callbacks.Callback):
+    """Ctrl-C (SIGINT) or SIGTERM during `fit` stops training at the next batch or epoch boundary.
 
-    While the context is open, the first SIGINT only records the request (a handler that
-    raises could fire inside a finaliser or native code that swallows the exception, and
+    While the context is open, the first of these signals only records the request (a handler
+    that raises could fire inside a finaliser or native code that swallows the exception, and
     the run would go on); the callback then raises KeyboardInterrupt at the next batch, epoch
-    boundary or validation batch, after the checkpointer has finished its work. The
-    handler that was there before comes back at once, so a second Ctrl-C stops right away.
-    Nothing is installed when SIGINT is ignored or handled by someone else, or off the main
-    thread (where Python cannot install a handler).
+    boundary or validation batch, after the checkpointer has finished its work. The handlers
+    that were there before come back at once, so a second signal stops right away. SIGTERM
+    (`kill`, a job scheduler, `docker stop`) is handled like Ctrl-C, so the run keeps its last
+    checkpoint and says how to resume. A signal is left alone when it is ignored or handled by
+    someone else, and nothing is installed off the main thread (where Python cannot).
     """
 
     def __init__(self):
         super().__init__()
         self.requested = False
-        self.previous = None
+        self.previous: dict[int, object] = {}  # signal number -> the handler to put back
 
-    def __enter__(self) -> StopOnCtrlC:
-        if (
-            threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-        ):
-            self.previous = signal.signal(signal.SIGINT, self._request)
+    def __enter__(self) -> StopOnInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            for signum, default in (
+                (signal.SIGINT, signal.default_int_handler),
+                (signal.SIGTERM, signal.SIG_DFL),
+            ):
+                if signal.getsignal(signum) == default:
+                    self.previous[signum] = signal.signal(signum, self._request)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -110,9 +113,9 @@ class StopOnCtrlC(keras.callbacks.Callback):
         self._restore()
 
     def _restore(self) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-            self.previous = None
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous.clear()
 
     def _stop_if_requested(self, index=None, logs=None) -> None:
         if self.requested:

@@ -89,12 +89,15 @@ def find_checkpoint(model_dir: str | Path, name: str = LAST) -> Checkpoint | Non
     """The checkpoint `name` of a model directory, recovered from `NAME.old` if need be.
 
     Raises:
-        CheckpointError: the checkpoint exists but its state cannot be read.
+        CheckpointError: the checkpoint exists but its state cannot be read, or is missing
+            (`write_checkpoint` puts `NAME` in place only whole, so that is damage).
     """
     root = checkpoint_root(model_dir)
     for candidate in (root / name, root / f"{name}.old"):
         if (candidate / STATE_FILE).is_file():
             return Checkpoint(candidate, _read_state(candidate / STATE_FILE))
+    if (root / name).exists():
+        raise CheckpointError(f"{root / name / STATE_FILE}: missing; the checkpoint is damaged")
     return None
 
 

@@ -32,7 +32,7 @@ from tandem.training.callbacks import (
     EpochTimer,
     InterruptionTestHooks,
     LearningRateLogger,
-    StopOnCtrlC,
+    StopOnInterrupt,
     draw_learning_curve,
 )
 from tandem.training.checkpoints import (
@@ -252,7 +252,7 @@ def _train(
         if config.train.average_last
         else 0,
     )
-    stop_on_ctrl_c = StopOnCtrlC()
+    stop_on_interrupt = StopOnInterrupt()
     # Order matters: the checkpointer saves what the schedule and early stopping decided.
     all_callbacks = [
         EpochTimer(),
@@ -263,7 +263,7 @@ def _train(
         # After the checkpointer: an "epoch N begin" marker means the run is in epoch N.
         *([InterruptionTestHooks()] if InterruptionTestHooks.wanted() else []),
         *callbacks,
-        stop_on_ctrl_c,  # last: a Ctrl-C stops the run once the others have done their part
+        stop_on_interrupt,  # last: a Ctrl-C stops the run once the others have done their part
     ]
     initial_epoch = checkpoint.epoch if checkpoint else 0
     if verbose:
@@ -275,7 +275,7 @@ def _train(
         )
     if initial_epoch < config.train.epochs and not checkpointer.stopped_early:
         try:
-            with stop_on_ctrl_c:
+            with stop_on_interrupt:
                 model.fit_model.fit(
                     train_batches,
                     validation_data=validation_batches,
