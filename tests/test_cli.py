@@ -267,3 +267,13 @@ def test_other_runtime_errors_are_not_called_out_of_memory(tmp_path, capsys, tin
     monkeypatch.setattr(tandem.training, "train", broken)
     with pytest.raises(RuntimeError, match="something else"):
         run(capsys, "train", str(tiny_tsv), "-o", str(tmp_path / "m"), "--epochs", "1")
+
+
+def test_preset_seed_does_not_silently_replace_a_config_files_model(tmp_path, capsys, tiny_tsv):
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"model": {"cell": "gru"}, "train": {"epochs": 1}}))
+    output = tmp_path / "m"
+    code, _, err = run(capsys, "train", str(tiny_tsv), "-o", str(output), "--config", str(config),
+                       "--preset", "seed")  # fmt: skip
+    assert code == 2 and "c.json: sets model options, and --preset seed replaces" in err
+    assert not output.exists()

@@ -41,6 +41,12 @@ def train_config(args: argparse.Namespace):
     else:
         config = Config()
     if args.preset == "seed":
+        if args.config and config.model != ModelConfig():
+            raise TandemError(
+                f"{args.config}: sets model options, and --preset seed replaces them all with "
+                "the example's model; drop one of the two (flags such as --latent-dim still "
+                "change the preset)"
+            )
         config = dataclasses.replace(config, model=ModelConfig.seed())
     config = config.replace(
         "data",
