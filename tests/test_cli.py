@@ -277,3 +277,47 @@ def test_preset_seed_does_not_silently_replace_a_config_files_model(tmp_path, ca
                        "--preset", "seed")  # fmt: skip
     assert code == 2 and "c.json: sets model options, and --preset seed replaces" in err
     assert not output.exists()
+
+
+def test_tsv_output_keeps_one_row_of_three_fields_per_hypothesis(tiny_model_dir, capsys):
+    sources = ["Go.\tVa", "Go.\nHi.", "a\\b", ""]
+    code, out, _ = run(capsys, "translate", str(tiny_model_dir), *sources, "--beam", "2",
+                       "--nbest", "2", "--format", "tsv")  # fmt: skip
+    rows = [line.split("\t") for line in out.splitlines()]
+    assert code == 0 and len(rows) == 2 * len(sources)  # nbest rows for every source
+    assert all(len(row) == 3 for row in rows)
+    assert [row[0] for row in rows[::2]] == ["Go.\\tVa", "Go.\\nHi.", "a\\\\b", ""]
+
+
+def test_text_output_has_nbest_lines_for_every_source(tiny_model_dir, capsys):
+    code, out, _ = run(capsys, "translate", str(tiny_model_dir), "Go.", "", "Hi.", "--beam",
+                       "3", "--nbest", "2")  # fmt: skip
+    assert code == 0 and len(out.splitlines()) == 6 and out.splitlines()[2:4] == ["", ""]
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--beam", "3", "--sample"], "--beam and --sample are two strategies: choose one"),
+        (["--temperature", "0.5"], "--temperature: for --sample only, which is not chosen"),
+        (["--beam", "2", "--seed", "1", "--top-k", "3"], "--top-k, --seed: for --sample only"),
+        (["--alpha", "0.6"], "--alpha: for --beam only, which is not chosen"),
+        (["-i", "x.txt"], "give texts as arguments or a file with --input, not both"),
+    ],
+)
+def test_contradictory_decoding_options_are_refused(tiny_model_dir, capsys, flags, message):
+    code, out, err = run(capsys, "translate", str(tiny_model_dir), "Go.", *flags)
+    assert code == 2 and out == "" and message in err and err.count("\n") == 1
+
+
+def test_a_truncated_source_is_a_one_line_warning(tiny_model_dir, capsys):
+    code, out, err = run(capsys, "translate", str(tiny_model_dir), "Go." * 30, "Go.")
+    assert code == 0 and len(out.splitlines()) == 2
+    assert err.startswith("tandem: warning: source of 90 tokens is longer") and err.count("\n") == 1
+
+
+def test_evaluate_reports_the_lines_it_skipped(tiny_model_dir, tmp_path, capsys):
+    data = tmp_path / "some-bad.tsv"
+    data.write_text("Go.\tVa !\nno tab here\nHello!\tSalut !\n", encoding="utf-8")
+    code, _, err = run(capsys, "evaluate", str(tiny_model_dir), str(data), "--skip-bad-lines")
+    assert code == 0 and f"skipped 1 bad lines in {data}" in err

@@ -55,7 +55,15 @@ def test_malformed_config_is_reported(model_copy):
 def test_truncated_weights_are_reported(model_copy):
     data = (model_copy / WEIGHTS_FILE).read_bytes()
     (model_copy / WEIGHTS_FILE).write_bytes(data[: len(data) // 2])
-    with pytest.raises(ModelDirError, match="cannot load model"):
+    with pytest.raises(ModelDirError, match=r"model.keras: not a .keras archive \(truncated"):
+        load_model_dir(model_copy)
+
+
+def test_impossible_dims_in_the_manifest_are_reported(model_copy):
+    manifest = json.loads((model_copy / MANIFEST_FILE).read_text())
+    manifest["dims"]["max_decoder_seq_length"] = -1
+    (model_copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ModelDirError, match="dims.max_decoder_seq_length must be a positive"):
         load_model_dir(model_copy)
 
 
@@ -68,6 +76,9 @@ def test_foreign_manifest_is_reported(model_copy):
 def test_not_a_directory(tmp_path):
     with pytest.raises(ModelDirError, match="no such model directory"):
         load_model_dir(tmp_path / "nothing")
+    (tmp_path / "data.tsv").write_text("Go.\tVa !\n")
+    with pytest.raises(ModelDirError, match="data.tsv: is not a directory"):
+        load_model_dir(tmp_path / "data.tsv")
 
 
 def test_output_dir_refuses_a_foreign_non_empty_directory(tmp_path):

@@ -56,9 +56,26 @@ def test_crlf_and_bom_stripped_but_spaces_kept(tmp_path):
 
 
 def test_unusual_line_breaks_inside_a_sentence_are_kept(tmp_path):
-    # Only "\n" ends a line; "\x85", "\u2028" and a lone "\r" are sentence text.
-    path = write(tmp_path / "p.tsv", "a\x85b\tc\u2028d\ne\rf\tg\n".encode())
-    assert read_pairs(path).pairs == [("a\x85b", "c\u2028d"), ("e\rf", "g")]
+    # Only "\n" ends a line; "\x85" and "\u2028" are sentence text.
+    path = write(tmp_path / "p.tsv", "a\x85b\tc\u2028d\n".encode())
+    assert read_pairs(path).pairs == [("a\x85b", "c\u2028d")]
+
+
+def test_a_lone_carriage_return_is_a_line_error(tmp_path):
+    # Lines ending in CR alone would read as one line, the pairs after the first lost in it.
+    path = write(tmp_path / "mac.tsv", b"Go.\tVa !\rHi.\tSalut !\r")
+    with pytest.raises(DataError, match=r"mac.tsv:1: carriage return inside the target"):
+        read_pairs(path)
+    path = write(tmp_path / "p.tsv", b"e\rf\tg\nGo.\tVa !\r\n")
+    data = read_pairs(path, skip_bad_lines=True)
+    assert data.pairs == [("Go.", "Va !")] and data.skipped == 1
+
+
+def test_a_tab_in_a_source_file_with_a_target_file_is_a_line_error(tmp_path):
+    sources = write(tmp_path / "data.tsv", b"Go.\tVa !\nHi.\tSalut !\n")
+    targets = write(tmp_path / "tgt.txt", b"Va !\nSalut !\n")
+    with pytest.raises(DataError, match=r"data.tsv:1: tab in the source: with a target file"):
+        read_pairs(sources, targets)
 
 
 def make_zip(path: Path, members: dict[str, bytes]) -> Path:

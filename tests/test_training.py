@@ -335,10 +335,20 @@ def test_averaging_window_can_be_chosen_after_training(tmp_path, capsys):
         np.testing.assert_array_equal(weights, four)
     # Epoch 1's snapshot was pruned in training: a window of 5 averages what is left.
     assert average_model_dir(tmp_path, 5) == (2, 3, 4)
+    assert average_model_dir(tmp_path, 10**18) == (2, 3, 4)  # at once, however large
     average_model_dir(tmp_path, 3)
     for weights, before in zip(_saved_weights(tmp_path), trained, strict=True):
         np.testing.assert_allclose(weights, before, rtol=1e-5, atol=1e-7)
     assert Translator.from_dir(tmp_path).translate(["go run."])[0]
+
+    # A truncated snapshot is one line naming it, and the model is left as it was.
+    snapshot = tmp_path / "checkpoints" / "epochs" / "epoch-0003.npz"
+    snapshot.write_bytes(snapshot.read_bytes()[: snapshot.stat().st_size // 2])
+    model = (tmp_path / "model.keras").read_bytes()
+    assert main(["average", str(tmp_path), "--last", "3"]) == 2
+    error = capsys.readouterr().err
+    assert "epoch-0003.npz: cannot read weight snapshot" in error and error.count("\n") == 1
+    assert (tmp_path / "model.keras").read_bytes() == model
 
 
 def test_averaging_refuses_what_it_cannot_average(tiny_model_dir, tmp_path, capsys):

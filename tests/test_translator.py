@@ -34,6 +34,16 @@ def test_characters_never_seen_in_training_do_not_crash(translator):
 
 def test_empty_input_gives_empty_output(translator):
     assert translator.translate(["", "Go."])[0] == ""
+    # Every source gets nbest hypotheses, so output lines map back to their sources.
+    results = list(translator.translate_stream(["", "Go."], strategy="beam", nbest=2))
+    assert [[h.text for h in r.hypotheses] for r in results][0] == ["", ""]
+    assert len(results[1].hypotheses) == 2
+
+
+@pytest.mark.parametrize("texts", ["Go.", ["Go.", None], ["Go.", 3]])
+def test_texts_must_be_strings(translator, texts):
+    with pytest.raises(TypeError, match="texts must be"):
+        translator.translate(texts)
 
 
 def test_overlong_input_is_truncated_with_a_warning_or_refused(translator):

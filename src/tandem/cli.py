@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 
 from tandem import __version__
@@ -150,6 +152,15 @@ def decode_config(args: argparse.Namespace):
     """The DecodeConfig the translate/evaluate flags ask for (unset flags keep its defaults)."""
     from tandem.config import DecodeConfig
 
+    if args.beam is not None and args.sample:
+        raise TandemError("--beam and --sample are two strategies: choose one")
+    for names, strategy, chosen in (
+        (("temperature", "top_k", "seed"), "--sample", args.sample),
+        (("alpha",), "--beam", args.beam is not None),
+    ):
+        unused = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) is not None]
+        if unused and not chosen:
+            raise TandemError(f"{', '.join(unused)}: for {strategy} only, which is not chosen")
     strategy = "beam" if args.beam else "sample" if args.sample else None
     options = {
         "strategy": strategy,
@@ -173,6 +184,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
     from tandem.translator import Translator
 
     decode = decode_config(args)
+    if args.text and args.input:
+        raise TandemError("give texts as arguments or a file with --input, not both")
     translator = Translator.from_dir(args.model_dir)
     texts = iter(args.text) if args.text else (text for _, text in read_lines(args.input or "-"))
     show = sys.stderr.isatty() if args.progress == "auto" else args.progress == "on"
@@ -185,12 +198,21 @@ def cmd_translate(args: argparse.Namespace) -> int:
         elif args.format == "tsv":
             for h in result.hypotheses:
                 score = "" if h.score is None else f"{h.score:.4f}"
-                print(f"{result.source}\t{h.text}\t{score}")
+                print(f"{_tsv_field(result.source)}\t{_tsv_field(h.text)}\t{score}")
         else:
             for h in result.hypotheses:
                 print(h.text)
         sys.stdout.flush()
     return 0
+
+
+def _tsv_field(text: str) -> str:
+    """A tab, newline or carriage return in a field would break its row: escaped as \\t,
+    \\n, \\r, and a backslash as \\\\ (the escapes of PostgreSQL's text format)."""
+    return text.translate(TSV_ESCAPES)
+
+
+TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -207,6 +229,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         skip_bad_lines=args.skip_bad_lines,
         max_samples=args.max_samples,
     )
+    if report["skipped_lines"]:
+        print(f"skipped {report['skipped_lines']} bad lines in {args.data}", file=sys.stderr)
     if args.format == "json":
         print(json.dumps(report, indent=2, ensure_ascii=False))
     else:
@@ -441,7 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         choices=("text", "tsv", "json"),
         default="text",
-        help="text: one line per hypothesis; tsv: source, text, score; "
+        help="text: one line per hypothesis; tsv: source, text, score (tabs, newlines and "
+        "backslashes in them escaped as \\t, \\n, \\\\); "
         "json: one object per source with all hypotheses",
     )
     translate.add_argument(
@@ -494,7 +519,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv is None and sys.executable:
             relaunch([sys.executable, "-m", "tandem", *sys.argv[1:]])
         args = build_parser().parse_args(argv)
-        return args.run(args)
+        with _one_line_warnings():
+            return args.run(args)
     except TandemError as exc:
         print(f"tandem: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -508,6 +534,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"tandem: error: {OUT_OF_MEMORY}", file=sys.stderr)
         return 1
+
+
+@contextlib.contextmanager
+def _one_line_warnings():
+    """Warnings (a truncated overlong source, say) as `tandem: warning: ...`, one line each."""
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"tandem: warning: {message}", file=sys.stderr if file is None else file)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
 
 
 OUT_OF_MEMORY = (

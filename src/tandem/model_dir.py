@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,7 +186,8 @@ def load_model_dir(path: str | Path) -> LoadedModel:
     """
     path = Path(path)
     if not path.is_dir():
-        raise ModelDirError(f"{path}: no such model directory")
+        what = "is not a directory" if path.exists() else "no such model directory"
+        raise ModelDirError(f"{path}: {what}")
     manifest = read_manifest(path)
     if manifest is not None and not is_complete(manifest):
         raise ModelDirError(
@@ -206,6 +208,8 @@ def load_model_dir(path: str | Path) -> LoadedModel:
     target_vocab = Vocabulary.load(path / TARGET_VOCAB_FILE)
     if (len(source_vocab), len(target_vocab)) != (dims.num_encoder_tokens, dims.num_decoder_tokens):
         raise ModelDirError(f"{path}: vocabulary sizes do not match the manifest's dims")
+    if not zipfile.is_zipfile(path / WEIGHTS_FILE):  # Keras would say "File not found"
+        raise ModelDirError(f"{path / WEIGHTS_FILE}: not a .keras archive (truncated or damaged)")
     try:
         training_model = keras.saving.load_model(path / WEIGHTS_FILE, compile=False, safe_mode=True)
         model = Seq2Seq.from_training_model(config.model, dims, training_model)
@@ -269,8 +273,12 @@ def _read_manifest(path: Path) -> dict:
     manifest = read_versioned_json(
         path, "model manifest", FORMAT, "format_version", FORMAT_VERSION, ModelDirError
     )
-    if not isinstance(manifest.get("dims"), dict):
+    dims = manifest.get("dims")
+    if not isinstance(dims, dict):
         raise ModelDirError(f"{path}: manifest has no dims")
+    for key, value in dims.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ModelDirError(f"{path}: dims.{key} must be a positive integer, got {value!r}")
     return manifest
 
 

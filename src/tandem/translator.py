@@ -118,9 +118,13 @@ class Translator:
         batches and yields a `Translation` (all hypotheses) per text.
         """
         decode = dataclasses.replace(decode or DecodeConfig(), **options)
+        if isinstance(texts, str):  # would otherwise translate each character on its own
+            raise TypeError("texts must be an iterable of strings, not one string: use [text]")
         window: list[str] = []
         first_batch = 0  # batches before this window, so samples never repeat across windows
         for text in texts:
+            if not isinstance(text, str):
+                raise TypeError(f"texts must be strings, got {type(text).__name__}: {text!r}")
             window.append(text)
             if len(window) == decode.batch_size * WINDOW_BATCHES:
                 yield from self._translate_window(window, decode, first_batch)
@@ -160,8 +164,8 @@ class Translator:
         return results
 
     def _translation(self, source: str, tokens: np.ndarray, scores, position: int) -> Translation:
-        if not source.strip():
-            return Translation(source, [Hypothesis("", None)])
+        if not source.strip():  # as many (empty) hypotheses as any other source gets
+            return Translation(source, [Hypothesis("", None) for _ in tokens])
         hypotheses = [
             Hypothesis(
                 self.target_vocab.decode(ids),

@@ -193,6 +193,13 @@ def _aligned_rows(
                 short, f"ran out of lines after line {line - 1}; {other} has more", line
             )
         try:
+            if b"\t" in source[1]:
+                raise DataError(
+                    source_path,
+                    "tab in the source: with a target file, each line is one source sentence "
+                    "(without the target file, lines are source<TAB>target)",
+                    line,
+                )
             yield (
                 _sentence(_decode(source[1], source_path, line), "source", source_path, line),
                 _sentence(_decode(target[1], target_path, line), "target", target_path, line),

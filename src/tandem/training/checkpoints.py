@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zipfile
 import sys
 import time
 from collections.abc import Callable
@@ -191,14 +192,18 @@ def average_snapshots(
     """
     variables = model.trainable_variables
     shapes = [tuple(v.shape) for v in variables]
-    epochs = [e for e in range(last - count + 1, last + 1) if snapshot_path(model_dir, e).exists()]
+    # Only the range that can hold snapshots is looked at, however large `count` is.
+    epochs = [
+        e for e in range(max(last - count + 1, 1), last + 1) if snapshot_path(model_dir, e).exists()
+    ]
     total = None
     for epoch in epochs:
         path = snapshot_path(model_dir, epoch)
         try:
             with np.load(path) as archive:
                 arrays = [archive[f"arr_{i}"] for i in range(len(archive.files))]
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+            # A truncated .npz fails in zipfile, or later while reading an array.
             raise CheckpointError(f"{path}: cannot read weight snapshot: {exc}") from None
         if [a.shape for a in arrays] != shapes:
             raise CheckpointError(f"{path}: the weight snapshot does not fit this model")
