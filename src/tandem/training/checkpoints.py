@@ -22,9 +22,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import zipfile
 import sys
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
