@@ -311,9 +311,21 @@ def test_contradictory_decoding_options_are_refused(tiny_model_dir, capsys, flag
 
 
 def test_a_truncated_source_is_a_one_line_warning(tiny_model_dir, capsys):
-    code, out, err = run(capsys, "translate", str(tiny_model_dir), "Go." * 30, "Go.")
+    code, out, err = run(capsys, "translate", str(tiny_model_dir), "Go.", "Go." * 30)
     assert code == 0 and len(out.splitlines()) == 2
-    assert err.startswith("tandem: warning: source of 90 tokens is longer") and err.count("\n") == 1
+    assert err.startswith("tandem: warning: text 2: source of 90 tokens is longer")
+    assert err.count("\n") == 1
+
+
+def test_an_overlong_source_in_a_file_is_named_by_file_and_line(tiny_model_dir, tmp_path, capsys):
+    sources = tmp_path / "in.txt"
+    sources.write_text("Go.\n\n" + "Go." * 30 + "\n", encoding="utf-8")
+    code, _, err = run(capsys, "translate", str(tiny_model_dir), "-i", str(sources),
+                       "--overlong", "error")  # fmt: skip
+    assert code == 2 and f"{sources}:3: source of 90 tokens is longer than the model's" in err
+    code, _, err = run(capsys, "translate", str(tiny_model_dir), "Go.", "Go." * 30,
+                       "--overlong", "error")  # fmt: skip
+    assert code == 2 and "argument 2: source of 90 tokens" in err
 
 
 def test_evaluate_reports_the_lines_it_skipped(tiny_model_dir, tmp_path, capsys):

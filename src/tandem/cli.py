@@ -26,7 +26,7 @@ from tandem.config import (
     ModelConfig,
     TrainConfig,
 )
-from tandem.errors import TandemError
+from tandem.errors import DataError, OverlongSourceError, TandemError
 
 DATA, MODEL, TRAIN, DECODE = DataConfig(), ModelConfig(), TrainConfig(), DecodeConfig()
 
@@ -190,20 +190,31 @@ def cmd_translate(args: argparse.Namespace) -> int:
     texts = iter(args.text) if args.text else (text for _, text in read_lines(args.input or "-"))
     show = sys.stderr.isatty() if args.progress == "auto" else args.progress == "on"
     texts = tqdm(texts, desc="translating", unit=" lines", disable=not show, file=sys.stderr)
-    for result in translator.translate_stream(texts, decode):
-        if args.format == "json":
-            hypotheses = [{"text": h.text, "score": h.score} for h in result.hypotheses]
-            row = {"source": result.source, "translation": result.text, "hypotheses": hypotheses}
-            print(json.dumps(row, ensure_ascii=False))
-        elif args.format == "tsv":
-            for h in result.hypotheses:
-                score = "" if h.score is None else f"{h.score:.4f}"
-                print(f"{_tsv_field(result.source)}\t{_tsv_field(h.text)}\t{score}")
-        else:
-            for h in result.hypotheses:
-                print(h.text)
-        sys.stdout.flush()
+    try:
+        for result in translator.translate_stream(texts, decode):
+            _print_translation(result, args.format)
+    except OverlongSourceError as exc:  # named by argument, or by file (or stdin) and line
+        if args.text:
+            raise TandemError(f"argument {exc.number}: {exc.message}") from None
+        raise DataError(args.input or "<stdin>", exc.message, exc.number) from None
     return 0
+
+
+def _print_translation(result, output_format: str) -> None:
+    """One source's translation on stdout: json one object, tsv and text a row or line per
+    hypothesis."""
+    if output_format == "json":
+        hypotheses = [{"text": h.text, "score": h.score} for h in result.hypotheses]
+        row = {"source": result.source, "translation": result.text, "hypotheses": hypotheses}
+        print(json.dumps(row, ensure_ascii=False))
+    elif output_format == "tsv":
+        for h in result.hypotheses:
+            score = "" if h.score is None else f"{h.score:.4f}"
+            print(f"{_tsv_field(result.source)}\t{_tsv_field(h.text)}\t{score}")
+    else:
+        for h in result.hypotheses:
+            print(h.text)
+    sys.stdout.flush()
 
 
 def _tsv_field(text: str) -> str:

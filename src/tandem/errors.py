@@ -28,3 +28,18 @@ class DataError(TandemError):
 
 class ModelDirError(TandemError):
     """A model directory that is missing a file or holds a malformed one."""
+
+
+class OverlongSourceError(TandemError):
+    """A source longer than any the model saw in training, with `overlong="error"`.
+
+    Args:
+        number: its 1-based position among the texts translated (a file's line number when
+            the texts are a file's lines).
+        message: what is wrong, without the position.
+    """
+
+    def __init__(self, number: int, message: str):
+        self.number = number
+        self.message = message
+        super().__init__(f"text {number}: {message}")

@@ -15,7 +15,7 @@ import numpy as np
 from tandem.config import DecodeConfig
 from tandem.data.batching import encode_sources
 from tandem.decoding import beam_search, compile_stateless, greedy_search, sample
-from tandem.errors import TandemError
+from tandem.errors import OverlongSourceError
 from tandem.model_dir import LoadedModel, load_model_dir
 
 # Sentences read ahead and sorted by length, so a batch's sentences end at similar steps.
@@ -138,7 +138,7 @@ class Translator:
     ) -> list[Translation]:
         """Decode one window of texts, numbering its batches from `first_batch`."""
         source_ids, lengths = encode_sources(texts, self.source_vocab, self.max_source_length)
-        self._check_lengths(texts, lengths, decode.overlong)
+        self._check_lengths(texts, lengths, decode.overlong, first_batch * decode.batch_size)
         order = np.argsort(-np.asarray(lengths), kind="stable")
         batches = []
         for start in range(0, len(texts), decode.batch_size):
@@ -189,16 +189,19 @@ class Translator:
             tokens = self._decoder(decode, max_length)(source_ids)
         return np.asarray(tokens)[:, None, :], None
 
-    def _check_lengths(self, texts: list[str], lengths: list[int], overlong: str) -> None:
-        for text, length in zip(texts, lengths, strict=True):
+    def _check_lengths(
+        self, texts: list[str], lengths: list[int], overlong: str, before: int
+    ) -> None:
+        """Warn about (truncate) or refuse overlong texts, numbered from `before + 1`."""
+        for number, (text, length) in enumerate(zip(texts, lengths, strict=True), before + 1):
             if length > self.max_source_length:
                 message = (
                     f"source of {length} tokens is longer than the model's maximum of "
                     f"{self.max_source_length}: {text[:40]!r}"
                 )
                 if overlong == "error":
-                    raise TandemError(message)
-                warnings.warn(message + " (truncated)", stacklevel=5)
+                    raise OverlongSourceError(number, message)
+                warnings.warn(f"text {number}: {message} (truncated)", stacklevel=5)
 
     def _decoder(self, decode: DecodeConfig, max_length: int):
         """The compiled search for one decoding setting, built once and cached."""
