@@ -154,13 +154,13 @@ def decode_config(args: argparse.Namespace):
 
     if args.beam is not None and args.sample:
         raise TandemError("--beam and --sample are two strategies: choose one")
-    for names, strategy, chosen in (
+    for names, flag, chosen in (
         (("temperature", "top_k", "seed"), "--sample", args.sample),
         (("alpha",), "--beam", args.beam is not None),
     ):
         unused = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) is not None]
         if unused and not chosen:
-            raise TandemError(f"{', '.join(unused)}: for {strategy} only, which is not chosen")
+            raise TandemError(f"{', '.join(unused)}: for {flag} only, which is not chosen")
     strategy = "beam" if args.beam else "sample" if args.sample else None
     options = {
         "strategy": strategy,
