@@ -333,3 +333,12 @@ def test_evaluate_reports_the_lines_it_skipped(tiny_model_dir, tmp_path, capsys)
     data.write_text("Go.\tVa !\nno tab here\nHello!\tSalut !\n", encoding="utf-8")
     code, _, err = run(capsys, "evaluate", str(tiny_model_dir), str(data), "--skip-bad-lines")
     assert code == 0 and f"skipped 1 bad lines in {data}" in err
+
+
+def test_evaluate_sums_up_truncated_sources_in_one_warning(tiny_model_dir, tmp_path, capsys):
+    data = tmp_path / "long.tsv"
+    data.write_text("Go.\tVa !\n" + "".join(f"{'Go.' * n}\tVa !\n" for n in (20, 30)), "utf-8")
+    code, out, err = run(capsys, "evaluate", str(tiny_model_dir), str(data), "--format", "json")
+    assert code == 0 and json.loads(out)["truncated_sources"] == 2
+    assert err.count("\n") == 1
+    assert err.startswith(f"tandem: warning: {data}: 2 of 3 sources are longer than the model's")

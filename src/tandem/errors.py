@@ -43,3 +43,7 @@ class OverlongSourceError(TandemError):
         self.number = number
         self.message = message
         super().__init__(f"text {number}: {message}")
+
+
+class OverlongSourceWarning(UserWarning):
+    """A source longer than any the model saw in training was truncated (`overlong="truncate"`)."""

@@ -15,7 +15,7 @@ import numpy as np
 from tandem.config import DecodeConfig
 from tandem.data.batching import encode_sources
 from tandem.decoding import beam_search, compile_stateless, greedy_search, sample
-from tandem.errors import OverlongSourceError
+from tandem.errors import OverlongSourceError, OverlongSourceWarning
 from tandem.model_dir import LoadedModel, load_model_dir
 
 # Sentences read ahead and sorted by length, so a batch's sentences end at similar steps.
@@ -201,7 +201,9 @@ class Translator:
                 )
                 if overlong == "error":
                     raise OverlongSourceError(number, message)
-                warnings.warn(f"text {number}: {message} (truncated)", stacklevel=5)
+                warnings.warn(
+                    f"text {number}: {message} (truncated)", OverlongSourceWarning, stacklevel=5
+                )
 
     def _decoder(self, decode: DecodeConfig, max_length: int):
         """The compiled search for one decoding setting, built once and cached."""

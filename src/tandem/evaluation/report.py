@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 
 from tandem.config import DecodeConfig
 from tandem.data.reading import group_references, read_pairs
-from tandem.errors import TandemError
+from tandem.errors import OverlongSourceWarning, TandemError
 from tandem.evaluation.metrics import error_rates, score
 
 
@@ -45,7 +46,25 @@ def evaluate(
         grouped = [(s, refs) for s, refs in grouped if translator.is_within_training_range(s)]
         if not grouped:
             raise TandemError(f"{data_path}: no source is within the model's training range")
-    hypotheses = translator.translate([source for source, _ in grouped], decode)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", OverlongSourceWarning)
+        hypotheses = translator.translate([source for source, _ in grouped], decode)
+    truncated = 0
+    for warning in caught:  # one line for all truncated sources, the others passed on
+        if issubclass(warning.category, OverlongSourceWarning):
+            truncated += 1
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    if truncated:
+        warnings.warn(
+            f"{data_path}: {truncated} of {len(grouped)} sources are longer than the model's "
+            f"maximum of {translator.max_source_length} tokens and were truncated "
+            "(--eligible-only scores only the sources within the training range)",
+            OverlongSourceWarning,
+            stacklevel=2,
+        )
     references = [refs for _, refs in grouped]
     report = score(hypotheses, references)
     if translator.target_vocab.kind == "word":  # phonemes, words: word and token error rates
@@ -59,6 +78,7 @@ def evaluate(
         },
         eligible_only=eligible_only,
         skipped_lines=data.skipped,
+        truncated_sources=truncated,
         n_pairs=len(data.pairs),
     )
     return report
