@@ -10,6 +10,7 @@ from tandem.model_dir import (
     CONFIG_FILE,
     MANIFEST_FILE,
     REQUIRED_FILES,
+    SOURCE_VOCAB_FILE,
     WEIGHTS_FILE,
     load_model_dir,
     prepare_output_dir,
@@ -85,3 +86,19 @@ def test_output_dir_refuses_a_foreign_non_empty_directory(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(TandemError, match="not empty and holds no tandem model"):
         prepare_output_dir(tmp_path)
+
+
+def test_a_config_that_leaves_trained_layers_unused_is_refused(model_copy):
+    config = json.loads((model_copy / CONFIG_FILE).read_text())
+    config["model"]["inputs"] = "one_hot"  # the trained embeddings would be left out
+    (model_copy / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(ModelDirError, match="layers the config's model does not use: .*embedding"):
+        load_model_dir(model_copy)
+
+
+def test_a_vocabulary_of_another_kind_than_the_config_is_refused(model_copy):
+    vocab = json.loads((model_copy / SOURCE_VOCAB_FILE).read_text())
+    vocab["kind"] = "word"
+    (model_copy / SOURCE_VOCAB_FILE).write_text(json.dumps(vocab))
+    with pytest.raises(ModelDirError, match="tokens of kind 'word', but config.json says 'char'"):
+        load_model_dir(model_copy)

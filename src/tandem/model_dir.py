@@ -208,6 +208,14 @@ def load_model_dir(path: str | Path) -> LoadedModel:
     target_vocab = Vocabulary.load(path / TARGET_VOCAB_FILE)
     if (len(source_vocab), len(target_vocab)) != (dims.num_encoder_tokens, dims.num_decoder_tokens):
         raise ModelDirError(f"{path}: vocabulary sizes do not match the manifest's dims")
+    for name, vocab, kind in (
+        (SOURCE_VOCAB_FILE, source_vocab, config.data.source_tokens),
+        (TARGET_VOCAB_FILE, target_vocab, config.data.target_tokens),
+    ):
+        if vocab.kind != kind:
+            raise ModelDirError(
+                f"{path / name}: tokens of kind {vocab.kind!r}, but {CONFIG_FILE} says {kind!r}"
+            )
     if not zipfile.is_zipfile(path / WEIGHTS_FILE):  # Keras would say "File not found"
         raise ModelDirError(f"{path / WEIGHTS_FILE}: not a .keras archive (truncated or damaged)")
     try:

@@ -291,6 +291,9 @@ class Seq2Seq:
         if any(layer.name == "training_model" for layer in model.layers):
             model = model.get_layer("training_model")
         names = _family(config).layer_names(config)
+        unused = sorted({layer.name for layer in model.layers if layer.weights} - set(names))
+        if unused:  # the weights were trained with another architecture than `config` says
+            raise ValueError(f"the weights hold layers the config's model does not use: {unused}")
         return cls(config, dims, {name: model.get_layer(name) for name in names})
 
     @property
