@@ -119,7 +119,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         skip_bad_lines=config.data.skip_bad_lines,
     )
     if data.skipped:
-        print(f"skipped {data.skipped} bad lines in {data.path}", file=sys.stderr)
+        _say_skipped(data.skipped, data.path)
     try:
         result = train(
             data.pairs,
@@ -200,6 +200,11 @@ def cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _say_skipped(count: int, path) -> None:
+    """What --skip-bad-lines left out, on stderr (train and evaluate)."""
+    print(f"skipped {count} bad lines in {path}", file=sys.stderr)
+
+
 def _print_translation(result, output_format: str) -> None:
     """One source's translation on stdout: json one object, tsv and text a row or line per
     hypothesis."""
@@ -241,7 +246,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         max_samples=args.max_samples,
     )
     if report["skipped_lines"]:
-        print(f"skipped {report['skipped_lines']} bad lines in {args.data}", file=sys.stderr)
+        _say_skipped(report["skipped_lines"], args.data)
     if args.format == "json":
         print(json.dumps(report, indent=2, ensure_ascii=False))
     else:

@@ -268,36 +268,39 @@ def _section(kind: type, name: str, raw: Any):
         raise ConfigError(f"config section {name!r}: {exc}") from None
 
 
+def _key(obj, name: str) -> str:
+    """A setting's name as errors and config.json spell it: `train.epochs`."""
+    return f"{type(obj).__name__.removesuffix('Config').lower()}.{name}"
+
+
 def _check_positive(obj, name: str, allow_none: bool = False) -> None:
     value = getattr(obj, name)
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        section = type(obj).__name__.removesuffix("Config").lower()
-        raise ConfigError(f"{section}.{name} must be a positive integer, got {value!r}")
+        raise ConfigError(f"{_key(obj, name)} must be a positive integer, got {value!r}")
 
 
 def _check_fraction(obj, name: str) -> None:
     """A number in [0, 1): a rate or a share."""
     value = getattr(obj, name)
     if not _is_number(value, low=0.0, high=1.0, closed_low=True):
-        section = type(obj).__name__.removesuffix("Config").lower()
-        raise ConfigError(f"{section}.{name} must be in [0, 1), got {value!r}")
+        raise ConfigError(f"{_key(obj, name)} must be in [0, 1), got {value!r}")
 
 
 def _check_seed(obj) -> None:
     """Random seeds are what numpy and JAX take: integers in [0, 2**32)."""
     value = obj.seed
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
-        section = type(obj).__name__.removesuffix("Config").lower()
-        raise ConfigError(f"{section}.seed must be an integer in [0, 2**32 - 1], got {value!r}")
+        raise ConfigError(
+            f"{_key(obj, 'seed')} must be an integer in [0, 2**32 - 1], got {value!r}"
+        )
 
 
 def _check_choice(obj, name: str, choices: tuple[str, ...]) -> None:
     value = getattr(obj, name)
     if value not in choices:
-        section = type(obj).__name__.removesuffix("Config").lower()
-        raise ConfigError(f"{section}.{name} must be one of {', '.join(choices)}; got {value!r}")
+        raise ConfigError(f"{_key(obj, name)} must be one of {', '.join(choices)}; got {value!r}")
 
 
 def _is_number(value, low: float, high: float = math.inf, closed_low: bool = False) -> bool:
