@@ -106,6 +106,7 @@ def main() -> None:
             config,
             model_dir,
             resume=args.resume,
+            overwrite=not args.resume,  # the benchmark's own directory: a fresh run replaces it
             callbacks=[time_budget_callback(args.hours * 3600)],
         )
     train_seconds = time.perf_counter() - start

@@ -43,7 +43,7 @@ def main() -> None:
         config = Config(model=ModelConfig.seed()).replace("data", max_samples=args.samples)
         config = config.replace("train", epochs=args.epochs)
         pairs = read_pairs(train_path, max_samples=args.samples).pairs
-        train(pairs, config, model_dir)
+        train(pairs, config, model_dir, overwrite=True)  # the benchmark's own directory
     history = read_history(model_dir / "history.csv")
 
     translator = tandem.Translator.from_dir(model_dir)

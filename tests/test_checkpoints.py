@@ -34,6 +34,7 @@ from tandem.training.checkpoints import (
     checkpoint_root,
     copy_checkpoint_files,
     find_checkpoint,
+    restore_checkpoints,
     write_checkpoint,
 )
 
@@ -212,6 +213,7 @@ def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(corpus, tmp_path, ca
     assert "unfinished training run (checkpoint after epoch 1); continue it with --resume" in (
         capsys.readouterr().err
     )
+    assert find_checkpoint(output, LAST).epoch == 1
     assert main(["train", data, "-o", str(output), "--resume", "--latent-dim", "16", "-q"]) == 2
     err = capsys.readouterr().err
     assert "model.latent_dim is 8 in config.json, 16 asked" in err and err.count("\n") == 1
@@ -442,6 +444,10 @@ def test_killed_between_the_renames_recovers_from_old(tmp_path):
     assert find_checkpoint(tmp_path).epoch == 1
     write_dummy(tmp_path, 2)  # the next write keeps last.old until its own last is in place
     assert find_checkpoint(tmp_path).epoch == 2 and not (root / "last.old").exists()
+    # A resumed run puts it back first, so none is left when no epoch follows.
+    os.replace(root / LAST, root / "last.old")
+    restore_checkpoints(tmp_path)
+    assert sorted(p.name for p in root.iterdir()) == [LAST] and find_checkpoint(tmp_path).epoch == 2
 
 
 def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path):
@@ -490,3 +496,6 @@ def test_a_damaged_checkpoint_is_named_and_nothing_is_thrown_away(tmp_path):
     with pytest.raises(CheckpointError, match="the checkpoint is damaged"):
         start_fresh_run(tmp_path)
     assert find_checkpoint(tmp_path, BEST).epoch == 1
+    # Unless asked to start over.
+    start_fresh_run(tmp_path, overwrite=True)
+    assert not checkpoint_root(tmp_path).exists() and (tmp_path / MANIFEST_FILE).exists()

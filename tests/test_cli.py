@@ -1,8 +1,10 @@
 """The command line: train, translate, evaluate; bad input is one line and exit code 2."""
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -48,6 +50,21 @@ def test_train_translate_evaluate(tmp_path, capsys, tiny_tsv):
     assert code == 0
     assert report["n_sources"] == 12 and report["signatures"]["chrf"].startswith("nrefs")
     assert {"chrf", "bleu", "exact_match", "model_dir", "data", "decoding"} <= set(report)
+
+    # Training into it again replaces the model only when asked to.
+    weights = (model / "model.keras").read_bytes()
+    again = ["train", str(tiny_tsv), "-o", str(model), "--epochs", "1", "--latent-dim", "4", "-q"]
+    code, _, err = run(capsys, *again)
+    assert code == 2 and err == (
+        f"tandem: error: {model}: holds a trained model; train into a new directory, or pass "
+        "--overwrite to replace it\n"
+    )
+    assert (model / "model.keras").read_bytes() == weights
+    code, _, err = run(capsys, *again, "--overwrite", "--resume")
+    assert code == 2 and "choose one" in err
+    code, _, err = run(capsys, *again, "--overwrite")
+    assert code == 0 and "trained 1 epoch on 10 pairs" in err, err
+    assert json.loads((model / "config.json").read_text())["model"]["latent_dim"] == 4
 
 
 def test_translate_reads_stdin_and_keeps_empty_lines(tiny_model_dir, monkeypatch, capsys):
@@ -242,6 +259,11 @@ def test_an_output_below_a_file_is_one_line(tmp_path, capsys, tiny_tsv):
     [
         MemoryError(),
         RuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 25830642128 bytes."),
+        # How XLA's CPU client reports it when building a model far too large.
+        RuntimeError(
+            "INTERNAL: Error dispatching computation: Out of memory allocating "
+            "144000000000000 bytes."
+        ),
     ],
 )
 def test_out_of_memory_is_one_line_with_what_to_do(
@@ -332,7 +354,7 @@ def test_evaluate_reports_the_lines_it_skipped(tiny_model_dir, tmp_path, capsys)
     data = tmp_path / "some-bad.tsv"
     data.write_text("Go.\tVa !\nno tab here\nHello!\tSalut !\n", encoding="utf-8")
     code, _, err = run(capsys, "evaluate", str(tiny_model_dir), str(data), "--skip-bad-lines")
-    assert code == 0 and f"skipped 1 bad lines in {data}" in err
+    assert code == 0 and f"skipped 1 bad line in {data}" in err
 
 
 def test_evaluate_sums_up_truncated_sources_in_one_warning(tiny_model_dir, tmp_path, capsys):
@@ -342,3 +364,50 @@ def test_evaluate_sums_up_truncated_sources_in_one_warning(tiny_model_dir, tmp_p
     assert code == 0 and json.loads(out)["truncated_sources"] == 2
     assert err.count("\n") == 1
     assert err.startswith(f"tandem: warning: {data}: 2 of 3 sources are longer than the model's")
+
+
+def test_closed_standard_streams_are_one_line(tiny_model_dir, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", None)  # started with `<&-`
+    code, _, err = run(capsys, "translate", str(tiny_model_dir))
+    assert code == 2 and err == "tandem: error: <stdin>: standard input is closed\n"
+    monkeypatch.setattr(sys, "stdout", None)  # `>&-`: print would drop every result silently
+    code = main(["translate", str(tiny_model_dir), "Go."])
+    err = capsys.readouterr().err
+    assert code == 2 and "standard output is closed" in err
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_full_output_is_one_line_and_exit_1(tiny_model_dir):
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "tandem", "translate", str(tiny_model_dir), "Go."],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert result.stderr == "tandem: error: No space left on device\n"
+
+
+def test_a_too_small_subword_vocabulary_is_one_line(tmp_path, capsys, tiny_tsv):
+    code, _, err = run(
+        capsys, "train", str(tiny_tsv), "-o", str(tmp_path / "m"), "--target-tokens", "spm",
+        "--spm-vocab-size", "3", "--epochs", "1", "-q",
+    )  # fmt: skip
+    assert code == 2 and err.count("\n") == 1
+    assert "data.spm_vocab_size 3 is too small for these texts: SentencePiece needs" in err
+
+
+def test_a_run_killed_in_its_first_epoch_is_called_that(tiny_model_dir, tmp_path, capsys):
+    from tandem.model_dir import MANIFEST_FILE, _manifest, read_manifest
+    from tandem.models import ModelDims
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    shutil.rmtree(model / "checkpoints")
+    dims = ModelDims(**read_manifest(model)["dims"])
+    (model / MANIFEST_FILE).write_text(json.dumps(_manifest(dims, complete=False, train_data=None)))
+    code, _, err = run(capsys, "translate", str(model), "Go.")
+    assert code == 2 and "training stopped before its first epoch ended" in err
+    assert "--resume" not in err  # there is nothing to resume

@@ -89,6 +89,16 @@ def test_unknown_section_is_an_error():
         (lambda: TrainConfig(batch_size=True), "batch_size must be a positive integer"),
         (lambda: DataConfig(max_samples=-1), "data.max_samples must be a positive integer"),
         (lambda: DataConfig(source_tokens="bpe"), "data.source_tokens must be one of"),
+        (lambda: DataConfig(skip_bad_lines="false"), "data.skip_bad_lines must be true or false"),
+        (lambda: DataConfig(skip_bad_lines=0), "data.skip_bad_lines must be true or false"),
+        (lambda: ModelConfig(latent_dim=2**16 + 1), "model.latent_dim must be at most 65,536"),
+        (lambda: ModelConfig(ff_dim=10**11), "model.ff_dim must be at most 65,536"),
+        (
+            lambda: Config(model={"latent_dim": 8}),
+            "section 'model' must be a ModelConfig, got dict",
+        ),
+        (lambda: Config().replace("decode", beam_size=3), "unknown config section 'decode'"),
+        (lambda: Config.from_dict(None), "config must be a JSON object, got null"),
         (lambda: DecodeConfig(alpha=float("nan")), "decode.alpha must be a finite number >= 0"),
         (lambda: DecodeConfig(alpha=-0.5), "decode.alpha must be a finite number >= 0"),
         (
@@ -121,3 +131,14 @@ def test_a_file_with_a_byte_order_mark_loads(tmp_path):
     path = tmp_path / "config.json"
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"train": {"epochs": 3}}).encode())
     assert Config.load(path).train.epochs == 3
+
+
+def test_a_key_given_twice_is_an_error_not_a_silent_choice(tmp_path):
+    # json.loads keeps the last: the first model section, embedding_dim included, would vanish.
+    path = tmp_path / "config.json"
+    path.write_text('{"model": {"latent_dim": 8, "embedding_dim": 8}, "model": {"latent_dim": 9}}')
+    with pytest.raises(ConfigError, match=r"config.json: the key 'model' is given twice"):
+        Config.load(path)
+    path.write_text('{"train": {"epochs": 3, "epochs": 4}}')
+    with pytest.raises(ConfigError, match="the key 'epochs' is given twice"):
+        Config.load(path)

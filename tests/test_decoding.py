@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from tandem.data.vocabulary import END_ID, PAD_ID, START_ID
+from tandem.data.vocabulary import END_ID, PAD_ID, START_ID, UNK_ID
 from tandem.decoding import beam_search, compile_stateless, greedy_search, sample
 from tandem.decoding.beam import length_penalty
 
@@ -100,11 +100,11 @@ for _length in range(1, 6):
         )
 
 
-def random_bigram(seed: int = 0, batch_size: int = 3):
+def random_bigram(seed: int = 0, batch_size: int = 3, keep_out=(PAD_ID, START_ID)):
     """A step conditioned on the previous token through a random table; state: position."""
     rng = np.random.default_rng(seed)
     logits = rng.normal(scale=2.0, size=(VOCAB, VOCAB))
-    logits[:, [PAD_ID, START_ID]] = -30.0  # keep PAD and START out of the output
+    logits[:, list(keep_out)] = -30.0  # keep PAD and START out of the output
     logits[:, END_ID] += 0.5
     table = (logits - np.log(np.exp(logits).sum(-1, keepdims=True))).astype("float32")
 
@@ -298,7 +298,8 @@ def test_sampling_repeats_with_a_seed_and_varies_across_seeds():
 
 @pytest.mark.parametrize("kwargs", [{"top_k": 1}, {"temperature": 1e-4}])
 def test_sampling_can_be_greedy(kwargs):
-    step, state = random_bigram(seed=5, batch_size=4)
+    # Sampling never draws <unk>; greedy search takes the argmax, whatever it is.
+    step, state = random_bigram(seed=5, batch_size=4, keep_out=(PAD_ID, START_ID, UNK_ID))
     greedy = numpy(greedy_search(step, state, 4, 8))
     np.testing.assert_array_equal(numpy(sample(step, state, 4, 8, seed=3, **kwargs)), greedy)
 
@@ -313,6 +314,16 @@ def test_sampling_top_k_keeps_the_k_best_in_proportion():
     drawn = numpy(sample(step, ops.zeros((2000,)), 2000, 1, top_k=2, seed=1))[:, 0]
     assert set(drawn.tolist()) == {4, 5}
     assert abs(np.mean(drawn == 4) - 0.5 / 0.8) < 0.05
+
+
+def test_sampling_never_draws_padding_start_or_unknown():
+    # A flat distribution at a huge temperature: every id is as likely, the reserved ones too.
+    def step(tokens, state):
+        return ops.zeros((tokens.shape[0], 8)), state
+
+    drawn = numpy(sample(step, ops.zeros((500,)), 500, 3, temperature=1e30, seed=2))
+    assert set(drawn[:, 0].tolist()) == {END_ID, 4, 5, 6, 7}
+    assert not np.isin(drawn, [START_ID, UNK_ID]).any()
 
 
 def test_sampling_pads_after_end():

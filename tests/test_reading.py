@@ -170,6 +170,11 @@ def test_aligned_errors_name_the_side(tmp_path):
         (b"Go.\t\tattribution\n", 1, "empty target sentence"),
         (b" \t\n", 1, "empty source sentence"),
         (b"Go.\tVa !\nHi.\tSal\xffut\n", 2, "invalid UTF-8 at byte 8 of the line"),
+        (
+            "Go.\tVa !\n".encode("utf-16-le"),  # UTF-16 without a BOM: valid UTF-8, NULs
+            1,
+            "NUL byte at byte 2 of the line (UTF-16 without a BOM? tandem reads UTF-8)",
+        ),
         (b"\xef\xbb\xbf\xef\xbb\xbfGo.\tVa\n", None, None),  # a second BOM is text, not an error
     ],
 )
@@ -293,7 +298,7 @@ def test_read_lines_stdin(monkeypatch):
 
 # Any text without tab or line breaks; U+FEFF is left out because a leading one is a BOM.
 sentence = st.text(
-    st.characters(blacklist_characters="\t\n\r\ufeff", blacklist_categories=("Cs",)), min_size=1
+    st.characters(blacklist_characters="\t\n\r\ufeff\x00", blacklist_categories=("Cs",)), min_size=1
 ).filter(lambda text: text.strip())
 pair_lists = st.lists(st.tuples(sentence, sentence), min_size=1, max_size=20)
 fast = settings(

@@ -4,6 +4,7 @@ import pytest
 
 from tandem import Translator
 from tandem.config import Config
+from tandem.evaluation import evaluate
 from tandem.training import train
 
 G2P_PAIRS = [
@@ -33,6 +34,8 @@ def test_token_kinds_end_to_end(tmp_path, pairs, source_tokens, target_tokens):
     )
     config = config.replace("model", latent_dim=8, embedding_dim=8, attention="dot")
     config = config.replace("train", epochs=1, batch_size=4, validation_split=0.0)
+    if target_tokens == "word":  # long enough to write phonemes, scored below
+        config = config.replace("train", epochs=40, optimizer="adam", learning_rate=0.05)
     train(pairs, config, tmp_path / "model", verbose=0)
     translator = Translator.from_dir(tmp_path / "model")
     assert translator.source_vocab.kind == source_tokens
@@ -41,3 +44,16 @@ def test_token_kinds_end_to_end(tmp_path, pairs, source_tokens, target_tokens):
     assert isinstance(translation, str)
     if target_tokens == "word":  # phonemes come back as space-separated words
         assert all(token in translator.target_vocab.stoi for token in translation.split())
+        # References spaced otherwise score as the single spaces the model writes.
+        sources = sorted({source for source, _ in pairs})
+        rows = [
+            f"{source}\t  {'   '.join(output.split())} \n"
+            for source, output in zip(sources, translator.translate(sources), strict=True)
+            if output.strip()
+        ]
+        assert rows, "the model wrote nothing for any source"
+        (tmp_path / "spaced.tsv").write_text("".join(rows), encoding="utf-8")
+        report = evaluate(translator, tmp_path / "spaced.tsv")
+        assert report["exact_match"] == 100.0 and report["chrf"] == 100.0 and report["wer"] == 0
+        with pytest.raises(TypeError, match="translator must be a tandem.Translator"):
+            evaluate(str(tmp_path / "model"), tmp_path / "spaced.tsv")

@@ -13,6 +13,7 @@ import pytest
 from conftest import StopAt
 from tandem.cli import build_parser, main, train_config
 from tandem.config import Config, ConfigError, TrainConfig
+from tandem.errors import TandemError
 from tandem.model_dir import load_model_dir, read_history
 from tandem.training.losses import SparseLabelSmoothingCrossentropy, training_loss
 
@@ -93,6 +94,39 @@ def test_flags_reach_the_config():
     assert (train.lr_schedule, train.lr_patience, train.lr_factor) == ("plateau", 2, 0.25)
     assert train.average_last == 3
     assert train_config(build_parser().parse_args(["train", "d", "-o", "m"])).train == TrainConfig()
+
+
+def test_a_transformer_from_a_config_file_widens_its_embeddings_with_latent_dim(tmp_path):
+    path = tmp_path / "transformer.json"
+    model = {"family": "transformer", "latent_dim": 8, "embedding_dim": 8, "heads": 2}
+    path.write_text(json.dumps({"model": model}))
+    argv = ["train", "d", "-o", "m", "--config", str(path), "--latent-dim", "16"]
+    config = train_config(build_parser().parse_args(argv))
+    assert (config.model.latent_dim, config.model.embedding_dim) == (16, 16)
+
+
+@pytest.mark.parametrize(
+    "pairs, config, devices, error, message",
+    [
+        (PAIRS, {"model": {"latent_dim": 8}}, None, TypeError, "config must be a tandem.config"),
+        (PAIRS, Config(), 0, TypeError, "devices must be a positive int, 'all' or None"),
+        (PAIRS, Config(), "x", TypeError, "devices must be"),
+        (PAIRS, Config(), True, TypeError, "devices must be"),
+        ([], Config(), None, TandemError, "no sentence pairs to train on"),
+        ("go\tva", Config(), None, TypeError, "not one string"),
+        (["go\tva"], Config(), None, TypeError, r"pairs\[0\] must be a \(source, target\) pair"),
+        ([("go", None)], Config(), None, TypeError, r"pairs\[0\]: the target must be a string"),
+        ([("go", "va"), (" ", "un")], Config(), None, TandemError, r"pairs\[1\]: empty source"),
+    ],
+)
+def test_train_checks_its_arguments_before_writing_anything(
+    tmp_path, pairs, config, devices, error, message
+):
+    from tandem.training import train
+
+    with pytest.raises(error, match=message):
+        train(pairs, config, tmp_path / "m", verbose=0, devices=devices)
+    assert not (tmp_path / "m").exists()
 
 
 def test_bad_flag_value_is_one_line_and_exit_2(tmp_path, capsys):
@@ -336,6 +370,8 @@ def test_averaging_window_can_be_chosen_after_training(tmp_path, capsys):
     # Epoch 1's snapshot was pruned in training: a window of 5 averages what is left.
     assert average_model_dir(tmp_path, 5) == (2, 3, 4)
     assert average_model_dir(tmp_path, 10**18) == (2, 3, 4)  # at once, however large
+    # A window longer than the run is recorded as the whole run.
+    assert Config.load(tmp_path / "config.json").train.average_last == 4
     average_model_dir(tmp_path, 3)
     for weights, before in zip(_saved_weights(tmp_path), trained, strict=True):
         np.testing.assert_allclose(weights, before, rtol=1e-5, atol=1e-7)

@@ -68,8 +68,9 @@ def relaunch(command: Sequence[str]) -> None:
     environment = relaunch_environment(os.environ, libc)
     if environment is None:
         return
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:  # None: started with the stream closed
+            stream.flush()
     try:
         os.execve(command[0], list(command), environment)
     except OSError:

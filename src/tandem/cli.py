@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -60,6 +61,7 @@ def train_config(args: argparse.Namespace):
         target_tokens=args.target_tokens,
         spm_vocab_size=args.spm_vocab_size,
     )
+    family = args.family or config.model.family
     config = config.replace(
         "model",
         family=args.family,
@@ -69,7 +71,7 @@ def train_config(args: argparse.Namespace):
         # A transformer's embeddings are as wide as the model unless said otherwise.
         embedding_dim=(
             args.embedding_dim
-            if args.embedding_dim is not None or args.family != "transformer"
+            if args.embedding_dim is not None or family != "transformer"
             else args.latent_dim
         ),
         mask_padding=False if args.no_masking else None,
@@ -109,6 +111,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from tandem.training import TrainingInterrupted, train
     from tandem.training.devices import initialize, parse_devices
 
+    if args.resume and args.overwrite:
+        raise TandemError(
+            "--resume continues the run in --output, --overwrite replaces it: choose one"
+        )
     devices = parse_devices(args.devices)
     initialize()  # a multi-host run joins its processes before JAX computes anything
     config = train_config(args)
@@ -126,6 +132,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             config,
             args.output,
             resume=args.resume,
+            overwrite=args.overwrite,
             verbose=0 if args.quiet else 2,
             devices=devices,
         )
@@ -138,7 +145,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         first, final = result.averaged_epochs[0], result.averaged_epochs[-1]
         kept = f"model averaging {len(result.averaged_epochs)} epochs ({first}-{final})"
     print(
-        f"trained {len(result.history)} epochs on {result.train_pairs} pairs "
+        f"trained {_count(len(result.history), 'epoch')} on {result.train_pairs} pairs "
         + (f"(resumed after epoch {result.initial_epoch}; " if result.initial_epoch else "(")
         + f"{result.seconds_per_epoch:.1f} s/epoch, loss {last['loss']:.4f}"
         + (f", val_loss {last['val_loss']:.4f}" if "val_loss" in last else "")
@@ -183,6 +190,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     from tandem.data.reading import read_lines
     from tandem.translator import Translator
 
+    _require_stdout()
     decode = decode_config(args)
     if args.text and args.input:
         raise TandemError("give texts as arguments or a file with --input, not both")
@@ -200,9 +208,20 @@ def cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _require_stdout() -> None:
+    """Results go to stdout: refuse to compute them for nowhere (`>&-`; print would drop them)."""
+    if sys.stdout is None:
+        raise TandemError("standard output is closed: there is nowhere to write the results")
+
+
 def _say_skipped(count: int, path) -> None:
     """What --skip-bad-lines left out, on stderr (train and evaluate)."""
-    print(f"skipped {count} bad lines in {path}", file=sys.stderr)
+    print(f"skipped {_count(count, 'bad line')} in {path}", file=sys.stderr)
+
+
+def _count(n: int, noun: str) -> str:
+    """`1 epoch`, `2 epochs`."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _print_translation(result, output_format: str) -> None:
@@ -235,6 +254,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from tandem.evaluation import evaluate
     from tandem.translator import Translator
 
+    _require_stdout()
     translator = Translator.from_dir(args.model_dir)
     report = evaluate(
         translator,
@@ -451,6 +471,11 @@ def build_parser() -> argparse.ArgumentParser:
         "options): an interrupted run, or a finished one with --epochs above those it did",
     )
     train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the model or unfinished run in --output (refused otherwise)",
+    )
+    train.add_argument(
         "--score-every",
         type=int,
         metavar="N",
@@ -545,11 +570,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a full disk, a read-only file system, closed or full output
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"tandem: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        if argv is None:  # the program, about to exit (not a caller's stdout)
+            _drop_unwritten_output()
+        return 1
     except (MemoryError, RuntimeError) as exc:
         if not _out_of_memory(exc):
             raise
         print(f"tandem: error: {OUT_OF_MEMORY}", file=sys.stderr)
         return 1
+
+
+def _drop_unwritten_output() -> None:
+    """Point stdout at /dev/null, so that Python's flush at exit does not fail (and print a
+    second error) on output that could not be written."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 @contextlib.contextmanager
@@ -574,5 +613,11 @@ OUT_OF_MEMORY = (
 
 
 def _out_of_memory(exc: BaseException) -> bool:
-    """Python's MemoryError, or the backend's allocation failure (XLA: RESOURCE_EXHAUSTED)."""
-    return isinstance(exc, MemoryError) or "RESOURCE_EXHAUSTED" in str(exc)
+    """Python's MemoryError, or the backend's allocation failure (XLA: RESOURCE_EXHAUSTED, or
+    on CPU an INTERNAL error saying `Out of memory allocating N bytes`)."""
+    text = str(exc)
+    return (
+        isinstance(exc, MemoryError)
+        or "RESOURCE_EXHAUSTED" in text
+        or "Out of memory allocating" in text
+    )

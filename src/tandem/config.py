@@ -25,6 +25,8 @@ OPTIMIZERS = ("rmsprop", "adam", "sgd")
 LR_SCHEDULES = ("constant", "plateau", "inverse_sqrt")
 STRATEGIES = ("greedy", "beam", "sample")
 OVERLONG = ("truncate", "error")
+# Widest layer a config may ask for: a 65,536-wide LSTM's recurrent kernel alone is 64 GiB.
+MAX_WIDTH = 2**16
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class DataConfig:
             _check_positive(self, name, allow_none=True)
         _check_choice(self, "source_tokens", TOKEN_KINDS)
         _check_choice(self, "target_tokens", TOKEN_KINDS)
+        _check_bool(self, "skip_bad_lines")
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,9 @@ class ModelConfig:
         _check_choice(self, "cell", CELLS)
         _check_choice(self, "inputs", INPUTS)
         _check_choice(self, "attention", ATTENTIONS)
-        for name in ("latent_dim", "embedding_dim", "num_layers", "heads", "ff_dim"):
+        for name in ("latent_dim", "embedding_dim", "ff_dim"):
+            _check_positive(self, name, most=MAX_WIDTH)
+        for name in ("num_layers", "heads"):
             _check_positive(self, name)
         for name in ("dropout", "embedding_dropout", "output_dropout"):
             _check_fraction(self, name)
@@ -83,8 +88,7 @@ class ModelConfig:
         if self.input_feeding and self.attention == "none":
             raise ConfigError("model.input_feeding needs attention (dot, general or bahdanau)")
         for name in ("mask_padding", "bidirectional", "input_feeding"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"model.{name} must be true or false")
+            _check_bool(self, name)
         if self.family == "transformer":
             self._check_transformer()
 
@@ -208,6 +212,9 @@ class DecodeConfig:
         _check_seed(self)
 
 
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole resolved configuration, written into every model directory."""
@@ -216,6 +223,14 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            if not isinstance(getattr(self, f.name), SECTIONS[f.name]):
+                raise ConfigError(
+                    f"config section {f.name!r} must be a {SECTIONS[f.name].__name__}, got "
+                    f"{type(getattr(self, f.name)).__name__} (Config.from_dict takes dicts)"
+                )
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -223,18 +238,21 @@ class Config:
     def from_dict(cls, raw: Any) -> Config:
         """Build a config from nested dicts; unknown sections or keys are errors."""
         if not isinstance(raw, dict):
-            raise ConfigError(f"config must be a JSON object, got {type(raw).__name__}")
-        sections = {f.name: f.type for f in dataclasses.fields(cls)}
-        unknown = sorted(set(raw) - set(sections))
+            kind = "null" if raw is None else "an array" if isinstance(raw, list) else "a value"
+            raise ConfigError(f"config must be a JSON object, got {kind}")
+        unknown = sorted(set(raw) - set(SECTIONS))
         if unknown:
             raise ConfigError(
-                f"unknown config section {unknown[0]!r}; valid sections: {', '.join(sections)}"
+                f"unknown config section {unknown[0]!r}; valid sections: {', '.join(SECTIONS)}"
             )
-        kinds = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
-        return cls(**{name: _section(kinds[name], name, raw.get(name, {})) for name in kinds})
+        return cls(
+            **{name: _section(kind, name, raw.get(name, {})) for name, kind in SECTIONS.items()}
+        )
 
     def replace(self, section: str, **changes: Any) -> Config:
         """A copy with some keys of one section changed (None values are ignored)."""
+        if section not in SECTIONS:
+            raise ConfigError(f"unknown config section {section!r}; valid: {', '.join(SECTIONS)}")
         changes = {k: v for k, v in changes.items() if v is not None}
         current = getattr(self, section)
         merged = _section(type(current), section, {**dataclasses.asdict(current), **changes})
@@ -246,13 +264,26 @@ class Config:
     @classmethod
     def load(cls, path: str | Path) -> Config:
         try:
-            raw = json.loads(Path(path).read_text(encoding="utf-8-sig"))  # a BOM is allowed
+            text = Path(path).read_text(encoding="utf-8-sig")  # a BOM is allowed
+            raw = json.loads(text, object_pairs_hook=_unique_keys)
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read config: {exc}") from None
+        except ConfigError as exc:  # a key given twice
+            raise ConfigError(f"{path}: {exc}") from None
         try:
             return cls.from_dict(raw)
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object whose keys are all different (json keeps the last of a repeated key)."""
+    seen = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ConfigError(f"the key {key!r} is given twice in one object")
+        seen.add(key)
+    return dict(pairs)
 
 
 def _section(kind: type, name: str, raw: Any):
@@ -273,12 +304,19 @@ def _key(obj, name: str) -> str:
     return f"{type(obj).__name__.removesuffix('Config').lower()}.{name}"
 
 
-def _check_positive(obj, name: str, allow_none: bool = False) -> None:
+def _check_positive(obj, name: str, allow_none: bool = False, most: int | None = None) -> None:
     value = getattr(obj, name)
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{_key(obj, name)} must be a positive integer, got {value!r}")
+    if most is not None and value > most:
+        raise ConfigError(f"{_key(obj, name)} must be at most {most:,}, got {value!r}")
+
+
+def _check_bool(obj, name: str) -> None:
+    if not isinstance(getattr(obj, name), bool):
+        raise ConfigError(f"{_key(obj, name)} must be true or false, got {getattr(obj, name)!r}")
 
 
 def _check_fraction(obj, name: str) -> None:

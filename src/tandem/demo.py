@@ -51,7 +51,8 @@ def run_demo(
     pairs with each, translate examples.
 
     Args:
-        output: directory for data/ (train.tsv, test.tsv) and the models (seed/, attention/).
+        output: directory for data/ (train.tsv, test.tsv) and the models (seed/, attention/);
+            a demo run earlier into it is replaced.
         pairs: how many distinct pairs to generate (10% are held out for testing).
         epochs: most epochs per model (early stopping on validation loss may end sooner).
         latent_dim: LSTM state size (the attention model's embeddings are half as large).
@@ -79,7 +80,7 @@ def run_demo(
     reports = {}
     for name, config in demo_configs(latent_dim, epochs, seed).items():
         print(f"training the {DESCRIPTIONS[name]}", file=sys.stderr)
-        train(train_pairs, config, output / name, verbose=verbose)
+        train(train_pairs, config, output / name, overwrite=True, verbose=verbose)
         translator = Translator.from_dir(output / name)
         report = evaluate(translator, data_dir / "test.tsv")
         report["examples"] = list(zip(EXAMPLES, translator.translate(list(EXAMPLES)), strict=True))

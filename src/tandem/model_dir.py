@@ -190,6 +190,13 @@ def load_model_dir(path: str | Path) -> LoadedModel:
         raise ModelDirError(f"{path}: {what}")
     manifest = read_manifest(path)
     if manifest is not None and not is_complete(manifest):
+        from tandem.training.checkpoints import LAST, find_checkpoint  # it imports this module
+
+        if find_checkpoint(path, LAST) is None:
+            raise ModelDirError(
+                f"{path}: training stopped before its first epoch ended; start it again with "
+                f"`tandem train DATA -o {path}`"
+            )
         raise ModelDirError(
             f"{path}: training has not finished; continue it with "
             f"`tandem train DATA -o {path} --resume`"

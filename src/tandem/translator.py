@@ -118,8 +118,9 @@ class Translator:
         batches and yields a `Translation` (all hypotheses) per text.
         """
         decode = dataclasses.replace(decode or DecodeConfig(), **options)
-        if isinstance(texts, str):  # would otherwise translate each character on its own
-            raise TypeError("texts must be an iterable of strings, not one string: use [text]")
+        if isinstance(texts, str | bytes):  # would otherwise translate each character alone
+            kind = type(texts).__name__
+            raise TypeError(f"texts must be an iterable of strings, not one {kind}: use [text]")
         window: list[str] = []
         first_batch = 0  # batches before this window, so samples never repeat across windows
         for text in texts:

@@ -91,6 +91,8 @@ def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
         DataError: a missing file or directory (at once), invalid UTF-8 (when that line is reached).
     """
     if str(path) == "-":
+        if sys.stdin is None:  # started with stdin closed (`<&-`)
+            raise DataError("<stdin>", "standard input is closed")
         return _plain_lines(sys.stdin.buffer, "<stdin>")
     _check_file(path)
     return _stream_file(path)
@@ -235,9 +237,18 @@ def _raw_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
 
 def _decode(raw: bytes, label: str, line: int) -> str:
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DataError(label, f"invalid UTF-8 at byte {exc.start + 1} of the line", line) from None
+    if "\0" in text:
+        # Valid UTF-8, but never text: most often a UTF-16 file without a byte order mark.
+        raise DataError(
+            label,
+            f"NUL byte at byte {raw.index(0) + 1} of the line (UTF-16 without a BOM? tandem "
+            "reads UTF-8)",
+            line,
+        )
+    return text
 
 
 def _sentence(text: str, side: str, label: str, line: int) -> str:

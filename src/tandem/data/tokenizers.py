@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable
 
+from tandem.errors import TandemError
+
 
 class CharTokenizer:
     """Every character is a token; joining is concatenation, so round trips are exact."""
@@ -50,19 +52,31 @@ class SentencePieceTokenizer:
         """Train on `texts`; `vocab_size` is an upper bound (small data gets fewer pieces)."""
         import sentencepiece
 
+        texts = list(texts)
         model = io.BytesIO()
-        sentencepiece.SentencePieceTrainer.train(
-            sentence_iterator=iter(list(texts)),
-            model_writer=model,
-            vocab_size=vocab_size,
-            model_type=model_type,
-            character_coverage=1.0,
-            hard_vocab_limit=False,
-            # Keep text as it is, so decoding gives back exactly what was encoded.
-            normalization_rule_name="identity",
-            remove_extra_whitespaces=False,
-            minloglevel=2,
-        )
+        try:
+            sentencepiece.SentencePieceTrainer.train(
+                sentence_iterator=iter(texts),
+                model_writer=model,
+                vocab_size=vocab_size,
+                model_type=model_type,
+                character_coverage=1.0,
+                hard_vocab_limit=False,
+                # Keep text as it is, so decoding gives back exactly what was encoded.
+                normalization_rule_name="identity",
+                remove_extra_whitespaces=False,
+                minloglevel=2,
+            )
+        except RuntimeError as exc:
+            # Every character is a piece, and so are the word boundary and unk, <s>, </s>.
+            least = len(set("".join(texts)) - {" "}) + 4
+            if vocab_size < least:
+                raise TandemError(
+                    f"data.spm_vocab_size {vocab_size} is too small for these texts: "
+                    f"SentencePiece needs at least {least} pieces (one per character, and 4 "
+                    "of its own); raise --spm-vocab-size"
+                ) from None
+            raise TandemError(f"SentencePiece could not be trained: {exc}") from None
         return cls(model.getvalue())
 
     def tokenize(self, text: str) -> list[str]:

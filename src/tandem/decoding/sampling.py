@@ -5,7 +5,11 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from tandem.data.vocabulary import END_ID, PAD_ID, START_ID
+from tandem.data.vocabulary import END_ID, PAD_ID, START_ID, UNK_ID
+
+# Ids no target holds: drawn, they would be fed back as input (padding, start) or shown as
+# `<unk>`, so they are never sampled.
+NEVER_SAMPLED = (PAD_ID, START_ID, UNK_ID)
 
 
 def sample(
@@ -17,7 +21,8 @@ def sample(
     top_k: int | None = None,
     seed: int = 0,
 ):
-    """Decode a batch by sampling each next token, until every sequence has ended.
+    """Decode a batch by sampling each next token, until every sequence has ended. Padding,
+    start and unknown ids are never drawn.
 
     The random seed is a (2,) uint32 tensor threaded through the `keras.ops.while_loop`
     and advanced by [0, 1] each step (what `keras.random.SeedGenerator` does), so the
@@ -61,7 +66,8 @@ def sample(
 
     def body(index, output, tokens, finished, seed_state, state):
         log_probs, state = step(tokens, state)  # (batch, vocab)
-        logits = log_probs / temperature  # (batch, vocab)
+        never = [index in NEVER_SAMPLED for index in range(log_probs.shape[-1])]
+        logits = ops.where(ops.convert_to_tensor(never)[None, :], -1e30, log_probs / temperature)
         if top_k is None:
             drawn = keras.random.categorical(logits, 1, seed=seed_state)  # (batch, 1)
         else:

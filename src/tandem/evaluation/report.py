@@ -10,6 +10,7 @@ from tandem.config import DecodeConfig
 from tandem.data.reading import group_references, read_pairs
 from tandem.errors import OverlongSourceWarning, TandemError
 from tandem.evaluation.metrics import error_rates, score
+from tandem.translator import Translator
 
 
 def evaluate(
@@ -34,9 +35,17 @@ def evaluate(
         skip_bad_lines: skip malformed lines instead of failing.
         max_samples: read only the first N pairs.
 
+    Word targets (phonemes, say) are scored with their references' whitespace made single
+    spaces, as the model writes them: it cannot produce any other.
+
     Returns:
         The report: scores, signatures, decoding settings, data file and model directory.
     """
+    if not isinstance(translator, Translator):
+        raise TypeError(
+            f"translator must be a tandem.Translator (Translator.from_dir(path)), got "
+            f"{type(translator).__name__}"
+        )
     decode = decode or DecodeConfig()
     data = read_pairs(
         data_path, target_path, max_samples=max_samples, skip_bad_lines=skip_bad_lines
@@ -66,6 +75,8 @@ def evaluate(
             stacklevel=2,
         )
     references = [refs for _, refs in grouped]
+    if translator.target_vocab.kind == "word":
+        references = [[" ".join(ref.split()) for ref in refs] for refs in references]
     report = score(hypotheses, references)
     if translator.target_vocab.kind == "word":  # phonemes, words: word and token error rates
         report.update(error_rates(hypotheses, references))

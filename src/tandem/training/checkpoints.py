@@ -102,6 +102,17 @@ def find_checkpoint(model_dir: str | Path, name: str = LAST) -> Checkpoint | Non
     return None
 
 
+def restore_checkpoints(model_dir: str | Path) -> None:
+    """Put back a `NAME.old` left by a kill between the two renames of `write_checkpoint`
+    (it is complete; `NAME` is not there), so that no later step has to know about it."""
+    root = checkpoint_root(model_dir)
+    for name in (LAST, BEST):
+        final, old = root / name, root / f"{name}.old"
+        if not final.exists() and (old / STATE_FILE).is_file():
+            os.replace(old, final)
+            fsync_dir(root)
+
+
 def write_checkpoint(
     model_dir: str | Path, name: str, state: dict, fill: Callable[[Path], None]
 ) -> Path:

@@ -26,9 +26,11 @@ from tandem.training.checkpoints import (
     BEST,
     LAST,
     Checkpoint,
+    CheckpointError,
     checkpoint_root,
     copy_checkpoint_files,
     find_checkpoint,
+    restore_checkpoints,
     write_checkpoint,
 )
 
@@ -67,20 +69,30 @@ def config_differences(saved: Config, wanted: Config) -> list[str]:
     ]
 
 
-def start_fresh_run(model_dir: str | Path) -> Path:
-    """Prepare `model_dir` for a new run, refusing to throw away an unfinished one.
+def start_fresh_run(model_dir: str | Path, overwrite: bool = False) -> Path:
+    """Prepare `model_dir` for a new run, refusing to throw away a trained model or an
+    unfinished run unless `overwrite`.
 
     An unfinished run with no checkpoint yet (killed in its first epoch) has nothing to lose
-    and is started over; so is a finished model directory, as training always did.
+    and is started over. A directory that is not tandem's is refused even with `overwrite`.
     """
     model_dir = prepare_output_dir(model_dir)
     manifest = read_manifest(model_dir)
-    if manifest is not None and not is_complete(manifest):
-        last = find_checkpoint(model_dir, LAST)
+    if manifest is not None and not overwrite:
+        if is_complete(manifest):
+            raise TandemError(
+                f"{model_dir}: holds a trained model; train into a new directory, or pass "
+                "--overwrite to replace it"
+            )
+        try:
+            last = find_checkpoint(model_dir, LAST)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{exc}; pass --overwrite to start over") from None
         if last is not None:
             raise TandemError(
                 f"{model_dir}: holds an unfinished training run (checkpoint after epoch "
-                f"{last.epoch}); continue it with --resume, or train into a new directory"
+                f"{last.epoch}); continue it with --resume, train into a new directory, or "
+                "pass --overwrite to start over"
             )
     shutil.rmtree(checkpoint_root(model_dir), ignore_errors=True)
     for name in (HISTORY_FILE, CURVE_FILE, WEIGHTS_FILE):
@@ -126,6 +138,7 @@ def open_resumed_run(
             f"{model_dir}: these data differ from the data the run started with "
             f"({manifest.get('train_data', {}).get('pairs')} pairs); resume with the same data"
         )
+    restore_checkpoints(model_dir)
     last = find_checkpoint(model_dir, LAST)
     if last is None:
         if is_complete(manifest):

@@ -106,6 +106,7 @@ def train(
     output_dir: str | Path,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     verbose: int = 2,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     devices: int | str | None = None,
@@ -124,6 +125,8 @@ def train(
         output_dir: where the model directory goes (created; must be empty or a model dir).
         resume: continue the unfinished run in `output_dir` from its last checkpoint; `config`
             and `pairs` must be the run's own.
+        overwrite: start over in an `output_dir` that holds a trained model or an
+            unfinished run (both are refused otherwise).
         verbose: Keras progress: 0 silent, 1 bar, 2 one line per epoch.
         callbacks: extra Keras callbacks.
         devices: data-parallel training on this many devices ("all": every one JAX sees);
@@ -136,13 +139,45 @@ def train(
         TrainingInterrupted: Ctrl-C; the message names the checkpoint kept.
         TrainingDiverged: a nan or infinite loss; the last good checkpoint is kept.
         TandemError: bad data, or nothing (or something else) to resume.
+        TypeError: `pairs`, `config` or `devices` of the wrong kind.
 
     Example:
         >>> train(pairs, Config(), "models/fra")  # doctest: +SKIP
         >>> train(pairs, Config(), "models/fra", resume=True)  # after a kill  # doctest: +SKIP
     """
+    _check_arguments(pairs, config, devices)
     with data_parallel(devices, config.train.batch_size) as replicas:
-        return _train(pairs, config, Path(output_dir), resume, verbose, callbacks, replicas)
+        return _train(
+            pairs, config, Path(output_dir), resume, overwrite, verbose, callbacks, replicas
+        )
+
+
+def _check_arguments(pairs, config, devices) -> None:
+    """What `read_pairs` and the CLI's parsing guarantee, checked for API callers before
+    anything is written."""
+    if not isinstance(config, Config):
+        raise TypeError(
+            f"config must be a tandem.config.Config, got {type(config).__name__} "
+            "(Config.from_dict builds one from dicts)"
+        )
+    if not (devices is None or devices == "all" or _is_count(devices)):
+        raise TypeError(f"devices must be a positive int, 'all' or None, got {devices!r}")
+    if isinstance(pairs, str | bytes):
+        raise TypeError("pairs must be a sequence of (source, target) pairs, not one string")
+    if not pairs:
+        raise TandemError("no sentence pairs to train on")
+    for index, pair in enumerate(pairs):
+        if not (isinstance(pair, tuple | list) and len(pair) == 2):
+            raise TypeError(f"pairs[{index}] must be a (source, target) pair, got {pair!r}")
+        for side, text in zip(("source", "target"), pair, strict=True):
+            if not isinstance(text, str):
+                raise TypeError(f"pairs[{index}]: the {side} must be a string, got {text!r}")
+            if not text.strip():
+                raise TandemError(f"pairs[{index}]: empty {side} sentence")
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _train(
@@ -150,6 +185,7 @@ def _train(
     config: Config,
     output_dir: Path,
     resume: bool,
+    overwrite: bool,
     verbose: int,
     callbacks: Sequence[keras.callbacks.Callback],
     replicas: Replicas,
@@ -162,7 +198,7 @@ def _train(
             output_dir, config, train_data
         )
     else:
-        output_dir = start_fresh_run(output_dir)
+        output_dir = start_fresh_run(output_dir, overwrite)
         # Vocabularies first: subword lengths are only known once SentencePiece is trained.
         source_vocab = Vocabulary.build(
             [s for s, _ in pairs],
@@ -349,7 +385,8 @@ def average_model_dir(model_dir: str | Path, last: int) -> tuple[int, ...]:
             f"{snapshot_path(loaded.path, kept.epoch).parent} (train with --average-last to "
             "keep them)"
         )
-    config = loaded.config.replace("train", average_last=last)
+    # A window reaching back before epoch 1 is all the epochs: recorded as such.
+    config = loaded.config.replace("train", average_last=min(last, kept.epoch))
     save_model_dir(
         loaded.path,
         loaded.model,
