@@ -53,7 +53,7 @@ class Translator:
         loaded: a model directory read by `load_model_dir`.
 
     Example:
-        >>> translator = Translator.from_dir("runs/demo/model")  # doctest: +SKIP
+        >>> translator = Translator.from_dir("runs/demo/attention")  # doctest: +SKIP
         >>> translator.translate(["twenty-one"], strategy="beam", beam_size=5)  # doctest: +SKIP
         ['vingt et un']
     """
