@@ -411,3 +411,14 @@ def test_a_run_killed_in_its_first_epoch_is_called_that(tiny_model_dir, tmp_path
     code, _, err = run(capsys, "translate", str(model), "Go.")
     assert code == 2 and "training stopped before its first epoch ended" in err
     assert "--resume" not in err  # there is nothing to resume
+
+
+def test_translate_refuses_lines_ending_in_cr_alone(tiny_model_dir, tmp_path, capsys):
+    path = tmp_path / "cr.txt"
+    path.write_bytes(b"Go.\nHi.\rRun!\r")  # read as one line, two sentences would become one
+    code, out, err = run(capsys, "translate", str(tiny_model_dir), "-i", str(path))
+    assert code == 2 and out.count("\n") <= 1  # at most line 1, translated before line 2 is read
+    assert (
+        err
+        == f"tandem: error: {path}:2: carriage return inside the line (lines ending in CR alone?)\n"
+    )
