@@ -187,6 +187,7 @@ def decode_config(args: argparse.Namespace):
 def cmd_translate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from tandem.data.reading import read_lines
     from tandem.translator import Translator
 
     _require_stdout()
@@ -194,7 +195,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     if args.text and args.input:
         raise TandemError("give texts as arguments or a file with --input, not both")
     translator = Translator.from_dir(args.model_dir)
-    texts = iter(args.text) if args.text else _input_lines(args.input or "-")
+    texts = iter(args.text) if args.text else (text for _, text in read_lines(args.input or "-"))
     show = sys.stderr.isatty() if args.progress == "auto" else args.progress == "on"
     texts = tqdm(texts, desc="translating", unit=" lines", disable=not show, file=sys.stderr)
     try:
@@ -205,20 +206,6 @@ def cmd_translate(args: argparse.Namespace) -> int:
             raise TandemError(f"argument {exc.number}: {exc.message}") from None
         raise DataError(args.input or "<stdin>", exc.message, exc.number) from None
     return 0
-
-
-def _input_lines(path: str):
-    """The lines to translate. Lines end at LF (or CRLF): a CR left inside one means lines
-    ending in CR alone, which would otherwise be translated as one sentence."""
-    from tandem.data.reading import read_lines
-
-    for number, text in read_lines(path):
-        if "\r" in text:
-            label = "<stdin>" if path == "-" else path
-            raise DataError(
-                label, "carriage return inside the line (lines ending in CR alone?)", number
-            )
-        yield text
 
 
 def _require_stdout() -> None:

@@ -88,7 +88,8 @@ def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
         dropped; empty lines are kept so that output lines stay aligned with input lines.
 
     Raises:
-        DataError: a missing file or directory (at once), invalid UTF-8 (when that line is reached).
+        DataError: a missing file or directory (at once); invalid UTF-8, a NUL byte or a
+            carriage return inside a line (when that line is reached).
     """
     if str(path) == "-":
         if sys.stdin is None:  # started with stdin closed (`<&-`)
@@ -217,7 +218,12 @@ def _stream_file(path: str | Path) -> Iterator[tuple[int, str]]:
 
 def _plain_lines(stream: BinaryIO, label: str) -> Iterator[tuple[int, str]]:
     for line, raw in _raw_lines(stream):
-        yield line, _decode(raw, label, line)
+        text = _decode(raw, label, line)
+        if "\r" in text:  # lines ending in CR alone would be read, and translated, as one
+            raise DataError(
+                label, "carriage return inside the line (lines ending in CR alone?)", line
+            )
+        yield line, text
 
 
 def _raw_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:

@@ -75,10 +75,11 @@ def evaluate(
             stacklevel=2,
         )
     references = [refs for _, refs in grouped]
-    if translator.target_vocab.kind == "word":
+    words = translator.target_vocab.kind == "word"  # phonemes, words
+    if words:
         references = [[" ".join(ref.split()) for ref in refs] for refs in references]
     report = score(hypotheses, references)
-    if translator.target_vocab.kind == "word":  # phonemes, words: word and token error rates
+    if words:  # word and token error rates
         report.update(error_rates(hypotheses, references))
     report.update(
         data=str(data_path),

@@ -82,9 +82,13 @@ def data_parallel(devices: int | str | None, batch_size: int) -> Iterator[Replic
         The Replicas the batches must be cut for.
 
     Raises:
+        TypeError: `devices` is none of those.
         TandemError: not the JAX backend, fewer devices than asked for, or a batch size the
             devices cannot share.
     """
+    counted = isinstance(devices, int) and not isinstance(devices, bool) and devices >= 1
+    if not (devices is None or devices == "all" or counted):
+        raise TypeError(f"devices must be a positive int, 'all' or None, got {devices!r}")
     if devices is None or devices == 1:
         yield ONE_DEVICE
         return

@@ -145,14 +145,14 @@ def train(
         >>> train(pairs, Config(), "models/fra")  # doctest: +SKIP
         >>> train(pairs, Config(), "models/fra", resume=True)  # after a kill  # doctest: +SKIP
     """
-    _check_arguments(pairs, config, devices)
+    _check_arguments(pairs, config)
     with data_parallel(devices, config.train.batch_size) as replicas:
         return _train(
             pairs, config, Path(output_dir), resume, overwrite, verbose, callbacks, replicas
         )
 
 
-def _check_arguments(pairs, config, devices) -> None:
+def _check_arguments(pairs, config) -> None:
     """What `read_pairs` and the CLI's parsing guarantee, checked for API callers before
     anything is written."""
     if not isinstance(config, Config):
@@ -160,8 +160,6 @@ def _check_arguments(pairs, config, devices) -> None:
             f"config must be a tandem.config.Config, got {type(config).__name__} "
             "(Config.from_dict builds one from dicts)"
         )
-    if not (devices is None or devices == "all" or _is_count(devices)):
-        raise TypeError(f"devices must be a positive int, 'all' or None, got {devices!r}")
     if isinstance(pairs, str | bytes):
         raise TypeError("pairs must be a sequence of (source, target) pairs, not one string")
     if not pairs:
@@ -174,10 +172,6 @@ def _check_arguments(pairs, config, devices) -> None:
                 raise TypeError(f"pairs[{index}]: the {side} must be a string, got {text!r}")
             if not text.strip():
                 raise TandemError(f"pairs[{index}]: empty {side} sentence")
-
-
-def _is_count(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _train(
