@@ -14,6 +14,12 @@ on its own, with glibc's defaults, and once more under tandem's settings, for co
 
     python benchmarks/bench_train.py --output benchmarks/results/train.json
     python benchmarks/bench_train.py --memory-only --output benchmarks/results/train.json
+
+On a GPU (with JAX's CUDA build; the original runs in a child process beside this one, so
+neither may take most of the GPU's memory up front):
+
+    XLA_PYTHON_CLIENT_PREALLOCATE=false python benchmarks/bench_train.py --speed-only \
+        --no-allocator-comparison --output benchmarks/results/train_gpu.json
 """
 
 from __future__ import annotations
@@ -32,7 +38,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tandem  # noqa: E402, F401, I001  (sets the Keras backend before Keras is imported)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from common import TATOEBA, machine, peak_rss_mb, require, write_json  # noqa: E402
+from common import (  # noqa: E402
+    TATOEBA,
+    machine,
+    peak_rss_mb,
+    require,
+    time_budget_callback,
+    write_json,
+)
 from tandem.allocator import (  # noqa: E402
     KEEP_FREED_MEMORY,
     malloc_settings,
@@ -288,11 +301,22 @@ def main() -> None:
     parser.add_argument("--optimizer", default="adam", help="the time-to-quality run's")
     parser.add_argument("--learning-rate", type=float, default=0.002)
     parser.add_argument("--gradient-clip-norm", type=float, default=1.0)
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        help="seconds the time-to-quality run may train (default: until --max-epochs)",
+    )
     parser.add_argument("--throughput-batch-size", type=int, default=256)
     parser.add_argument("--throughput-epochs", type=int, default=4)
     parser.add_argument("--original-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--speed-only", action="store_true", help="leave out the memory figures (a repeat run)"
+    )
+    parser.add_argument(
+        "--no-allocator-comparison",
+        action="store_true",
+        help="run the original script once, with glibc's defaults (on a GPU the host "
+        "allocator is not what is compared)",
     )
     parser.add_argument(
         "--memory-only",
@@ -311,7 +335,11 @@ def main() -> None:
         return
 
     original = original_in_child(args.original_epochs, {})
-    original_same_allocator = original_in_child(args.original_epochs, KEEP_FREED_MEMORY)
+    original_same_allocator = (
+        None
+        if args.no_allocator_comparison
+        else original_in_child(args.original_epochs, KEEP_FREED_MEMORY)
+    )
 
     source_vocab, target_vocab, dims = seed_dims(pairs)
     grouped = group_references(read_pairs(require(TATOEBA / "test.tsv")).pairs)
@@ -348,7 +376,10 @@ def main() -> None:
         config, dims, source_ids, [r for _, r in eligible], target_vocab, ORIGINAL_CHRF
     )
     with tempfile.TemporaryDirectory() as tmp:
-        result = train(pairs, config, Path(tmp) / "m", verbose=0, callbacks=[quality])
+        callbacks = [quality]
+        if args.time_budget:
+            callbacks.append(time_budget_callback(args.time_budget))
+        result = train(pairs, config, Path(tmp) / "m", verbose=0, callbacks=callbacks)
     seconds = [row["seconds"] for row in result.history]
     steady = float(np.median(seconds[1:]))
     reached = quality.reached_at
@@ -356,9 +387,14 @@ def main() -> None:
 
     report = {
         "benchmark": "train",
-        "command": "make bench-train",
+        "command": " ".join(["python", *sys.argv]),
         "original": original,
         "original_under_tandem_allocator": original_same_allocator,
+        "environment": {
+            name: os.environ[name]
+            for name in ("KERAS_BACKEND", "XLA_FLAGS", "XLA_PYTHON_CLIENT_PREALLOCATE")
+            if name in os.environ
+        },
         "tandem_malloc_env": malloc_settings(os.environ),
         "tandem_throughput": {
             "batch_size": args.throughput_batch_size,
@@ -372,6 +408,7 @@ def main() -> None:
             "optimizer": args.optimizer,
             "learning_rate": args.learning_rate,
             "gradient_clip_norm": args.gradient_clip_norm,
+            "time_budget_s": args.time_budget,
             "seconds_per_epoch": steady,
             "epoch_seconds": seconds,
             "tokens_per_s": tokens / steady,
@@ -382,6 +419,8 @@ def main() -> None:
         "tokens_per_s_ratio": (tokens / fast_steady) / original["tokens_per_s"],
         "tokens_per_s_ratio_same_allocator": (
             (tokens / fast_steady) / original_same_allocator["tokens_per_s"]
+            if original_same_allocator
+            else None
         ),
         "original_100_epoch_seconds": original_100_epochs,
         "time_to_quality_ratio": (

@@ -65,6 +65,7 @@ def machine() -> dict:
         "backend": keras.backend.backend(),
         "jax": jax.__version__,
         "devices": [str(d) for d in jax.devices()],
+        "device_kind": jax.devices()[0].device_kind,
     }
 
 
