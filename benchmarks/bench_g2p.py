@@ -32,21 +32,12 @@ from common import (  # noqa: E402
     write_json,
 )
 from tandem.config import Config, DecodeConfig, TrainConfig  # noqa: E402
-from tandem.data.reading import group_references, read_lines, read_pairs  # noqa: E402
+from tandem.data.reading import group_references, read_pairs  # noqa: E402
 from tandem.evaluation import error_rates  # noqa: E402
 from tandem.training import train  # noqa: E402
 
 CMUDICT = SHARED_DATA / "cmudict-g014b2b"
 MODEL = small_attention()
-
-
-def read_test(path: Path) -> list[tuple[str, list[str]]]:
-    """WORD<TAB>pron1[<TAB>pron2...] -> (word, all accepted pronunciations)."""
-    rows = []
-    for _, line in read_lines(path):
-        word, *prons = line.split("\t")
-        rows.append((word, prons))
-    return rows
 
 
 def main() -> None:
@@ -76,7 +67,8 @@ def main() -> None:
     if args.resume and args.output and Path(args.output).exists():
         previous = json.loads(Path(args.output).read_text(encoding="utf-8"))
     pairs = read_pairs(require(CMUDICT / "train.tsv")).pairs
-    test = read_test(require(CMUDICT / "test.tsv"))
+    # WORD<TAB>pron1[<TAB>pron2...]: (word, all accepted pronunciations)
+    test = group_references(read_pairs(require(CMUDICT / "test.tsv"), multi_reference=True).pairs)
 
     # Dev by word: every pronunciation of a dev word leaves the training side.
     words = sorted({word for word, _ in pairs})

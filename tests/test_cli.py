@@ -357,6 +357,13 @@ def test_evaluate_reports_the_lines_it_skipped(tiny_model_dir, tmp_path, capsys)
     assert code == 0 and f"skipped 1 bad line in {data}" in err
 
 
+def test_evaluate_refuses_nbest_it_would_not_score(tiny_model_dir, tiny_tsv, capsys):
+    code, out, err = run(capsys, "evaluate", str(tiny_model_dir), str(tiny_tsv), "--beam", "3",
+                         "--nbest", "2")  # fmt: skip
+    assert code == 2 and out == ""
+    assert err == "tandem: error: --nbest: evaluate scores one output per source (the best)\n"
+
+
 def test_evaluate_sums_up_truncated_sources_in_one_warning(tiny_model_dir, tmp_path, capsys):
     data = tmp_path / "long.tsv"
     data.write_text("Go.\tVa !\n" + "".join(f"{'Go.' * n}\tVa !\n" for n in (20, 30)), "utf-8")

@@ -245,6 +245,35 @@ def test_max_samples_stops_reading(tmp_path):
     assert read_pairs(sources, targets, max_samples=1).pairs == [("a", "A")]
 
 
+def test_multi_reference_reads_every_column_as_a_target(tmp_path):
+    path = write(tmp_path / "test.tsv", b"CAT\tK AE T\tK AH T\nTAB\tT AE B\nACT\tAE K T\tAH K T\n")
+    assert read_pairs(path).pairs == [("CAT", "K AE T"), ("TAB", "T AE B"), ("ACT", "AE K T")]
+    data = read_pairs(path, multi_reference=True)
+    assert group_references(data.pairs) == [
+        ("CAT", ["K AE T", "K AH T"]),
+        ("TAB", ["T AE B"]),
+        ("ACT", ["AE K T", "AH K T"]),
+    ]
+    # max_samples counts lines: a line's references are never split.
+    assert read_pairs(path, max_samples=1, multi_reference=True).pairs == [
+        ("CAT", "K AE T"),
+        ("CAT", "K AH T"),
+    ]
+
+
+def test_multi_reference_empty_column_is_a_line_error(tmp_path):
+    path = write(tmp_path / "test.tsv", b"CAT\tK AE T\nTAB\tT AE B\t\n")
+    assert read_pairs(path).pairs[1] == ("TAB", "T AE B")  # later columns are not read
+    expect_error(path, "empty target sentence", 2, multi_reference=True)
+
+
+def test_multi_reference_is_not_for_aligned_files(tmp_path):
+    sources = write(tmp_path / "s.txt", b"a\n")
+    targets = write(tmp_path / "t.txt", b"A\n")
+    with pytest.raises(TandemError, match="not with a target file"):
+        read_pairs(sources, targets, multi_reference=True)
+
+
 @pytest.mark.parametrize("bad", [0, -3])
 def test_max_samples_must_be_positive(tmp_path, bad):
     path = write(tmp_path / "data.tsv", b"a\tA\n")

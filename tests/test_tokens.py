@@ -3,6 +3,7 @@
 import pytest
 
 from tandem import Translator
+from tandem.cli import main
 from tandem.config import Config
 from tandem.evaluation import evaluate
 from tandem.training import train
@@ -28,7 +29,7 @@ SENTENCES = [
     "pairs, source_tokens, target_tokens",
     [(G2P_PAIRS, "char", "word"), (SENTENCES, "spm", "spm"), (SENTENCES, "word", "char")],
 )
-def test_token_kinds_end_to_end(tmp_path, pairs, source_tokens, target_tokens):
+def test_token_kinds_end_to_end(tmp_path, capsys, pairs, source_tokens, target_tokens):
     config = Config().replace(
         "data", source_tokens=source_tokens, target_tokens=target_tokens, spm_vocab_size=30
     )
@@ -55,5 +56,15 @@ def test_token_kinds_end_to_end(tmp_path, pairs, source_tokens, target_tokens):
         (tmp_path / "spaced.tsv").write_text("".join(rows), encoding="utf-8")
         report = evaluate(translator, tmp_path / "spaced.tsv")
         assert report["exact_match"] == 100.0 and report["chrf"] == 100.0 and report["wer"] == 0
+        # Several references in one line's columns: the output is right if it is any of them.
+        rows = [f"{row.split(chr(9))[0]}\tZZ\t{row.split(chr(9))[1]}" for row in rows]
+        (tmp_path / "multi.tsv").write_text("".join(rows), encoding="utf-8")
+        assert evaluate(translator, tmp_path / "multi.tsv")["wer"] == 100.0  # ZZ alone
+        report = evaluate(translator, tmp_path / "multi.tsv", multi_reference=True)
+        assert report["wer"] == 0 and report["n_pairs"] == 2 * len(rows)
+        code = main(["evaluate", str(tmp_path / "model"), str(tmp_path / "multi.tsv"),
+                     "--multi-reference"])  # fmt: skip
+        out = capsys.readouterr().out
+        assert code == 0 and "\nWER      0.00% " in out and "\nPER      0.00% " in out
         with pytest.raises(TypeError, match="translator must be a tandem.Translator"):
             evaluate(str(tmp_path / "model"), tmp_path / "spaced.tsv")

@@ -255,6 +255,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from tandem.translator import Translator
 
     _require_stdout()
+    if args.nbest not in (None, 1):
+        raise TandemError("--nbest: evaluate scores one output per source (the best)")
     translator = Translator.from_dir(args.model_dir)
     report = evaluate(
         translator,
@@ -264,6 +266,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         eligible_only=args.eligible_only,
         skip_bad_lines=args.skip_bad_lines,
         max_samples=args.max_samples,
+        multi_reference=args.multi_reference,
     )
     if report["skipped_lines"]:
         _say_skipped(report["skipped_lines"], args.data)
@@ -273,6 +276,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"chrF   {report['chrf']:6.2f}  {report['signatures']['chrf']}")
         print(f"BLEU   {report['bleu']:6.2f}  {report['signatures']['bleu']}")
         print(f"exact  {report['exact_match']:6.2f}% of {report['n_sources']} sources")
+        if "wer" in report:  # word targets (phonemes, words)
+            print(f"WER    {report['wer']:6.2f}% (wrong outputs; right = any reference)")
+            print(f"PER    {report['per']:6.2f}% (token edits to the closest reference)")
     return 0
 
 
@@ -528,7 +534,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="score only sources within the model's training range",
     )
     add_decode_arguments(evaluate)
-    evaluate.add_argument("--max-samples", type=int, help="first N pairs (default: all)")
+    evaluate.add_argument(
+        "--multi-reference",
+        action="store_true",
+        help="every column after the source is a reference (WORD<TAB>pron1<TAB>pron2); "
+        "by default only the second is and later ones (Tatoeba's attribution) are ignored",
+    )
+    evaluate.add_argument("--max-samples", type=int, help="first N lines (default: all)")
     evaluate.add_argument("--skip-bad-lines", action="store_true", help="skip malformed lines")
     evaluate.add_argument("--format", choices=("text", "json"), default="text")
     evaluate.set_defaults(run=cmd_evaluate)

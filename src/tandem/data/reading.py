@@ -43,27 +43,34 @@ def read_pairs(
     *,
     max_samples: int | None = None,
     skip_bad_lines: bool = False,
+    multi_reference: bool = False,
 ) -> ParallelData:
     """Read sentence pairs from a tab-separated file, a manythings zip or two aligned files.
 
     Args:
-        path: "source<TAB>target[<TAB>...]" lines (extra columns ignored), a ".zip" archive
-            holding one such ".txt" member (plus optional "_about.txt"), or, with target_path,
-            a file of source sentences, one per line.
+        path: "source<TAB>target[<TAB>...]" lines (extra columns ignored, as Tatoeba's
+            attribution), a ".zip" archive holding one such ".txt" member (plus optional
+            "_about.txt"), or, with target_path, a file of source sentences, one per line.
         target_path: the file of target sentences aligned line by line with path.
-        max_samples: keep only the first N valid pairs; reading stops there.
+        max_samples: keep only the pairs of the first N valid lines; reading stops there.
         skip_bad_lines: skip (and count) bad lines instead of raising; whole-file problems
             (missing file, unreadable zip, unequal aligned files, no pairs at all) still raise.
+        multi_reference: every column after the source is a target of it, one pair each
+            ("WORD<TAB>pron1<TAB>pron2", as CMUdict's G2P test set); not with target_path.
 
     Returns:
         The pairs, the number of skipped lines and a label for what was read.
 
     Raises:
         DataError: bad data, located by file and, for a bad line, its 1-based number.
-        TandemError: max_samples below 1.
+        TandemError: max_samples below 1, or multi_reference with target_path.
     """
     if max_samples is not None and max_samples < 1:
         raise TandemError(f"max_samples must be at least 1, got {max_samples}")
+    if multi_reference and target_path is not None:
+        raise TandemError(
+            "multiple references are read from the columns of one file, not with a target file"
+        )
     _check_file(path)
     if target_path is not None:
         _check_file(target_path)
@@ -72,9 +79,10 @@ def read_pairs(
             rows = _aligned_rows(sources, targets, str(path), str(target_path))
             return _collect(rows, label, max_samples, skip_bad_lines)
     if str(path).lower().endswith(".zip"):
-        return _read_zip(str(path), max_samples, skip_bad_lines)
+        return _read_zip(str(path), max_samples, skip_bad_lines, multi_reference)
     with _open(path) as stream:
-        return _collect(_tab_rows(stream, str(path)), str(path), max_samples, skip_bad_lines)
+        rows = _tab_rows(stream, str(path), multi_reference)
+        return _collect(rows, str(path), max_samples, skip_bad_lines)
 
 
 def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
@@ -114,24 +122,26 @@ def group_references(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, list[s
     return list(references.items())
 
 
-# Line-level problems come back as DataError values rather than being raised, so that a
-# generator can go on after one and _collect decides whether to raise or skip it.
-_Row = tuple[str, str] | DataError
+# A line's pairs (several with multi_reference). Line-level problems come back as DataError
+# values rather than being raised, so that a generator can go on after one and _collect
+# decides whether to raise or skip it.
+_Row = list[tuple[str, str]] | DataError
 
 
 def _collect(
     rows: Iterator[_Row], label: str, max_samples: int | None, skip_bad_lines: bool
 ) -> ParallelData:
     pairs: list[tuple[str, str]] = []
-    skipped = 0
+    skipped = lines = 0
     for row in rows:
         if isinstance(row, DataError):
             if not skip_bad_lines:
                 raise row
             skipped += 1
             continue
-        pairs.append(row)
-        if max_samples is not None and len(pairs) >= max_samples:
+        pairs.extend(row)
+        lines += 1
+        if max_samples is not None and lines >= max_samples:
             break  # the caller's `with` closes the file: the rest is never read
     if not pairs:
         detail = f" ({skipped} bad lines skipped)" if skipped else ""
@@ -139,7 +149,9 @@ def _collect(
     return ParallelData(pairs=pairs, skipped=skipped, path=label)
 
 
-def _read_zip(path: str, max_samples: int | None, skip_bad_lines: bool) -> ParallelData:
+def _read_zip(
+    path: str, max_samples: int | None, skip_bad_lines: bool, multi_reference: bool
+) -> ParallelData:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -159,13 +171,14 @@ def _read_zip(path: str, max_samples: int | None, skip_bad_lines: bool) -> Paral
         label = f"{path}!{members[0]}"
         try:
             with archive.open(members[0]) as stream:
-                return _collect(_tab_rows(stream, label), label, max_samples, skip_bad_lines)
+                rows = _tab_rows(stream, label, multi_reference)
+                return _collect(rows, label, max_samples, skip_bad_lines)
         except (zipfile.BadZipFile, RuntimeError, OSError) as exc:
             # Corrupt data, an unsupported compression or an encrypted member.
             raise DataError(label, f"unreadable zip member: {exc}") from exc
 
 
-def _tab_rows(stream: BinaryIO, label: str) -> Iterator[_Row]:
+def _tab_rows(stream: BinaryIO, label: str, multi_reference: bool = False) -> Iterator[_Row]:
     for line, raw in _raw_lines(stream):
         try:
             text = _decode(raw, label, line)
@@ -174,10 +187,9 @@ def _tab_rows(stream: BinaryIO, label: str) -> Iterator[_Row]:
             columns = text.split("\t")
             if len(columns) < 2:
                 raise DataError(label, "line has no tab: expected source<TAB>target", line)
-            yield (
-                _sentence(columns[0], "source", label, line),
-                _sentence(columns[1], "target", label, line),
-            )
+            source = _sentence(columns[0], "source", label, line)
+            targets = columns[1:] if multi_reference else columns[1:2]
+            yield [(source, _sentence(target, "target", label, line)) for target in targets]
         except DataError as problem:
             yield problem
 
@@ -203,10 +215,12 @@ def _aligned_rows(
                     "(without the target file, lines are source<TAB>target)",
                     line,
                 )
-            yield (
-                _sentence(_decode(source[1], source_path, line), "source", source_path, line),
-                _sentence(_decode(target[1], target_path, line), "target", target_path, line),
-            )
+            yield [
+                (
+                    _sentence(_decode(source[1], source_path, line), "source", source_path, line),
+                    _sentence(_decode(target[1], target_path, line), "target", target_path, line),
+                )
+            ]
         except DataError as problem:
             yield problem
 

@@ -22,6 +22,7 @@ def evaluate(
     eligible_only: bool = False,
     skip_bad_lines: bool = False,
     max_samples: int | None = None,
+    multi_reference: bool = False,
 ) -> dict:
     """Translate every distinct source of a parallel file and score it against all its targets.
 
@@ -33,7 +34,10 @@ def evaluate(
         eligible_only: score only sources whose tokens and length the model has seen in
             training (the seed benchmark's rule).
         skip_bad_lines: skip malformed lines instead of failing.
-        max_samples: read only the first N pairs.
+        max_samples: read only the first N lines.
+        multi_reference: every column after the source is a reference
+            ("WORD<TAB>pron1<TAB>pron2"); by default only the second is, and later columns
+            (Tatoeba's attribution) are ignored.
 
     Word targets (phonemes, say) are scored with their references' whitespace made single
     spaces, as the model writes them: it cannot produce any other.
@@ -48,7 +52,11 @@ def evaluate(
         )
     decode = decode or DecodeConfig()
     data = read_pairs(
-        data_path, target_path, max_samples=max_samples, skip_bad_lines=skip_bad_lines
+        data_path,
+        target_path,
+        max_samples=max_samples,
+        skip_bad_lines=skip_bad_lines,
+        multi_reference=multi_reference,
     )
     grouped = group_references(data.pairs)
     if eligible_only:
