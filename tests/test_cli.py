@@ -1,6 +1,8 @@
 """The command line: train, translate, evaluate; bad input is one line and exit code 2."""
 
+import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -143,6 +145,47 @@ def test_module_entry_point_has_no_traceback(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.startswith("tandem: error:") and "Traceback" not in result.stderr
+
+
+def in_subprocess(*argv: str, backend: str) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "KERAS_BACKEND": backend}
+    command = [sys.executable, "-m", "tandem", *argv]
+    return subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
+
+
+def test_numpy_backend_translates_a_model_and_refuses_to_train(tiny_model_dir, tmp_path, capsys):
+    sources = ["Go.", "Hello!", "Wait!"]
+    code, jax_greedy, _ = run(capsys, "translate", str(tiny_model_dir), *sources)
+    greedy = in_subprocess("translate", str(tiny_model_dir), *sources, backend="numpy")
+    assert code == 0 and greedy.returncode == 0 and greedy.stdout == jax_greedy
+    beam = in_subprocess("translate", str(tiny_model_dir), *sources, "--beam", "3", "--nbest",
+                         "2", backend="numpy")  # fmt: skip
+    assert beam.returncode == 0 and len(beam.stdout.splitlines()) == 2 * len(sources)
+    sampling = ("translate", str(tiny_model_dir), *sources, "--sample", "--seed", "3")
+    drawn = [in_subprocess(*sampling, backend="numpy") for _ in range(2)]
+    assert drawn[0].returncode == 0 and len(drawn[0].stdout.splitlines()) == len(sources)
+    assert drawn[0].stdout == drawn[1].stdout  # the same seed, the same draws
+    data = tmp_path / "data.tsv"
+    data.write_text("Go.\tVa !\n", encoding="utf-8")
+    refused = in_subprocess("train", str(data), "-o", str(tmp_path / "m"), backend="numpy")
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert refused.stderr.startswith("tandem: error: the numpy backend cannot train")
+    assert not (tmp_path / "m").exists()
+
+
+def test_unusable_keras_backend_is_one_line(tiny_model_dir, capsys, monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "jaxx")
+    code, _, err = run(capsys, "translate", str(tiny_model_dir), "Go.")
+    assert code == 2 and err == (
+        "tandem: error: KERAS_BACKEND=jaxx: not a Keras backend "
+        "(one of jax, torch, tensorflow, numpy, openvino)\n"
+    )
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # not installed
+    code, _, err = run(capsys, "translate", str(tiny_model_dir), "Go.")
+    assert code == 2 and err.startswith(
+        "tandem: error: KERAS_BACKEND=tensorflow: tensorflow is not installed"
+    )
 
 
 @pytest.mark.slow

@@ -572,6 +572,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv is None and sys.executable:
             relaunch([sys.executable, "-m", "tandem", *sys.argv[1:]])
         args = build_parser().parse_args(argv)
+        _check_backend(os.environ.get("KERAS_BACKEND", "jax"))
         with _one_line_warnings():
             return args.run(args)
     except TandemError as exc:
@@ -593,6 +594,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"tandem: error: {OUT_OF_MEMORY}", file=sys.stderr)
         return 1
+
+
+# Keras's backends and the package each one imports.
+BACKEND_PACKAGES = {
+    "jax": "jax",
+    "torch": "torch",
+    "tensorflow": "tensorflow",
+    "numpy": "numpy",
+    "openvino": "openvino",
+}
+
+
+def _check_backend(name: str) -> None:
+    """Refuse, in one line, a KERAS_BACKEND that Keras would fail to import (a traceback)."""
+    import importlib.util
+
+    package = BACKEND_PACKAGES.get(name)
+    if package is None:
+        raise TandemError(
+            f"KERAS_BACKEND={name}: not a Keras backend (one of {', '.join(BACKEND_PACKAGES)})"
+        )
+    if importlib.util.find_spec(package) is None:
+        raise TandemError(
+            f"KERAS_BACKEND={name}: {package} is not installed (tandem installs JAX, the "
+            "default backend: unset KERAS_BACKEND, or install it)"
+        )
 
 
 def _drop_unwritten_output() -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from keras import ops
 
 from tandem.config import DecodeConfig
 from tandem.data.batching import encode_sources
@@ -181,14 +182,14 @@ class Translator:
         max_length = decode.max_length or self.max_target_length
         if decode.strategy == "beam":
             tokens, scores = self._decoder(decode, max_length)(source_ids)
-            return np.asarray(tokens), np.asarray(scores)
+            return ops.convert_to_numpy(tokens), ops.convert_to_numpy(scores)
         if decode.strategy == "sample":
             # Each batch draws from its own stream, derived from the one seed.
             seed = np.asarray([decode.seed, batch_index], dtype=np.uint32)
             tokens = self._decoder(decode, max_length)(source_ids, seed)
         else:
             tokens = self._decoder(decode, max_length)(source_ids)
-        return np.asarray(tokens)[:, None, :], None
+        return ops.convert_to_numpy(tokens)[:, None, :], None
 
     def _check_lengths(
         self, texts: list[str], lengths: list[int], overlong: str, before: int

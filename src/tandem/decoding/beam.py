@@ -104,6 +104,7 @@ def beam_search(
         candidates = min(2 * beam, beam * vocab)
         # 2 * beam candidates always hold beam non-END ones: each beam ends at most once.
         candidate_scores, flat = ops.top_k(scores, candidates)  # (batch, 2 * beam)
+        flat = ops.cast(flat, "int32")  # int64 on some backends (torch)
         parents = ops.floor_divide(flat, vocab)  # (batch, 2 * beam)
         tokens = ops.mod(flat, vocab)  # (batch, 2 * beam)
         candidate_tokens = gather_beams(open_tokens, parents)  # (batch, 2 * beam, max_length)

@@ -28,7 +28,9 @@ def sample(
     and advanced by [0, 1] each step (what `keras.random.SeedGenerator` does), so the
     loop stays functional: it compiles whole under `compile_stateless` and the same seed
     gives the same tokens, compiled or eager. Tensor seeds are accepted by `keras.random`
-    on the JAX backend only (other backends take only ints or `SeedGenerator`s).
+    on the JAX backend only: other backends, which run the loop eagerly, draw from a
+    `keras.random.SeedGenerator` seeded from the same (2,) seed instead (the same seed
+    gives the same tokens there too, but not the JAX backend's).
 
     Args:
         step: `(tokens (batch,), state) -> (log_probs (batch, vocab), state)`.
@@ -60,6 +62,10 @@ def sample(
     else:  # a (2,) uint32 array: lets compiled callers change the seed without recompiling
         seed_state = ops.cast(seed, "uint32")
     seed_increment = ops.convert_to_tensor([0, 1], dtype="uint32")
+    generator = None
+    if keras.backend.backend() != "jax":
+        first, second = (int(v) for v in ops.convert_to_numpy(seed_state))
+        generator = keras.random.SeedGenerator((first ^ (second * 0x9E3779B1)) % 2**31)
 
     def cond(index, output, tokens, finished, seed_state, state):
         return ops.logical_and(index < max_length, ops.logical_not(ops.all(finished)))
@@ -68,13 +74,14 @@ def sample(
         log_probs, state = step(tokens, state)  # (batch, vocab)
         never = [index in NEVER_SAMPLED for index in range(log_probs.shape[-1])]
         logits = ops.where(ops.convert_to_tensor(never)[None, :], -1e30, log_probs / temperature)
+        draw_seed = seed_state if generator is None else generator
         if top_k is None:
-            drawn = keras.random.categorical(logits, 1, seed=seed_state)  # (batch, 1)
+            drawn = keras.random.categorical(logits, 1, seed=draw_seed)  # (batch, 1)
         else:
             # Sampling among the k best is keeping them and setting the others to -inf.
             k = min(top_k, logits.shape[-1])
             top_logits, top_ids = ops.top_k(logits, k)  # (batch, k)
-            choice = keras.random.categorical(top_logits, 1, seed=seed_state)  # (batch, 1)
+            choice = keras.random.categorical(top_logits, 1, seed=draw_seed)  # (batch, 1)
             drawn = ops.take_along_axis(top_ids, choice, axis=1)  # (batch, 1)
         drawn = ops.cast(drawn[:, 0], "int32")  # (batch,)
         drawn = ops.where(finished, PAD_ID, drawn)

@@ -155,6 +155,12 @@ def train(
 def _check_arguments(pairs, config) -> None:
     """What `read_pairs` and the CLI's parsing guarantee, checked for API callers before
     anything is written."""
+    if keras.backend.backend() == "numpy":
+        raise TandemError(
+            "the numpy backend cannot train (Keras has no training for it): train with "
+            "KERAS_BACKEND=jax (the default), torch or tensorflow; the model it writes "
+            "translates on numpy"
+        )
     if not isinstance(config, Config):
         raise TypeError(
             f"config must be a tandem.config.Config, got {type(config).__name__} "
