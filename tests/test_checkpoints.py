@@ -205,10 +205,12 @@ def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(corpus, tmp_path, ca
     assert code == 130 and "Traceback" not in err
     message = err.strip().splitlines()[-1]
     assert message.startswith("tandem: interrupted in epoch 2; kept the checkpoint of epoch 1")
-    assert "--resume" in message and str(checkpoint_root(output) / LAST) in message
+    assert str(checkpoint_root(output) / LAST) in message
+    data, config = corpus["data"], corpus["config"]
+    assert message.endswith(f"; resume with: tandem train {data} -o {output} --config {config} "
+                            "-q --resume")  # fmt: skip
 
     # An unfinished run is never overwritten, and resumes only with its own config.
-    data, config = corpus["data"], corpus["config"]
     assert main(["train", data, "-o", str(output), "--config", config, "-q"]) == 2
     assert "unfinished training run (checkpoint after epoch 1); continue it with --resume" in (
         capsys.readouterr().err

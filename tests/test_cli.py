@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tandem.cli import main
+from tandem.cli import main, resume_command
+from tandem.translator import WINDOW_BATCHES
 
 
 def run(capsys, *argv):
@@ -145,6 +146,17 @@ def test_module_entry_point_has_no_traceback(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.startswith("tandem: error:") and "Traceback" not in result.stderr
+
+
+def test_resume_command_is_the_run_s_own_with_resume():
+    argv = ["train", "my data.tsv", "-o", "m", "--overwrite", "--epochs", "5"]
+    assert resume_command(argv) == "tandem train 'my data.tsv' -o m --epochs 5 --resume"
+    assert resume_command(["train", "d.tsv", "-o", "m", "--overw"]) == (
+        "tandem train d.tsv -o m --resume"  # an abbreviated --overwrite is left out too
+    )
+    assert resume_command(["train", "d.tsv", "-o", "m", "--resume", "--epochs", "9"]) == (
+        "tandem train d.tsv -o m --resume --epochs 9"
+    )
 
 
 def in_subprocess(*argv: str, backend: str) -> subprocess.CompletedProcess:
@@ -398,6 +410,22 @@ def test_evaluate_reports_the_lines_it_skipped(tiny_model_dir, tmp_path, capsys)
     data.write_text("Go.\tVa !\nno tab here\nHello!\tSalut !\n", encoding="utf-8")
     code, _, err = run(capsys, "evaluate", str(tiny_model_dir), str(data), "--skip-bad-lines")
     assert code == 0 and f"skipped 1 bad line in {data}" in err
+
+
+def test_warnings_are_written_above_the_progress_bar(tiny_model_dir, tmp_path, capsys):
+    # In the second window of sentences (batch 1), with more to read: the bar is on screen
+    # when the warning comes.
+    lines = ["Go."] * WINDOW_BATCHES + ["Go." * 30] + ["Hi."] * 2 * WINDOW_BATCHES
+    data = tmp_path / "in.txt"
+    data.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    code, out, err = run(capsys, "translate", str(tiny_model_dir), "-i", str(data), "--progress",
+                         "on", "--batch-size", "1")  # fmt: skip
+    assert code == 0 and len(out.splitlines()) == len(lines)
+    # The bar redraws itself after "\r"; the warning is a line of its own, not inside one.
+    segments = [part for chunk in err.split("\n") for part in chunk.split("\r")]
+    assert "translating" in err
+    warning = f"tandem: warning: text {WINDOW_BATCHES + 1}: source of 90 tokens"
+    assert any(part.startswith(warning) for part in segments)
 
 
 def test_evaluate_refuses_nbest_it_would_not_score(tiny_model_dir, tiny_tsv, capsys):

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import shlex
 import sys
 import warnings
 from collections.abc import Sequence
@@ -106,6 +107,15 @@ def train_config(args: argparse.Namespace):
     )
 
 
+def resume_command(argv: Sequence[str]) -> str:
+    """The train command line that resumes the run `argv` started: --resume added, any
+    --overwrite (or an abbreviation of it) left out."""
+    kept = [arg for arg in argv if not (len(arg) >= 4 and "--overwrite".startswith(arg))]
+    if "--resume" not in kept:
+        kept.append("--resume")
+    return shlex.join(["tandem", *kept])
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from tandem.data.reading import read_pairs
     from tandem.training import TrainingInterrupted, train
@@ -137,7 +147,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             devices=devices,
         )
     except TrainingInterrupted as exc:
-        print(f"tandem: {exc}", file=sys.stderr)
+        advice = f"resume with: {resume_command(args.argv)}" if exc.resumable else None
+        print(f"tandem: {exc.what}; {advice}" if advice else f"tandem: {exc}", file=sys.stderr)
         return exc.exit_code
     last = result.history[-1]
     kept = f"model of epoch {result.final_epoch}"
@@ -400,7 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--spm-vocab-size",
         type=int,
-        help=f"SentencePiece pieces per spm side (default: {DATA.spm_vocab_size})",
+        help="most SentencePiece pieces per spm side; small data gets fewer "
+        f"(default: {DATA.spm_vocab_size})",
     )
     train.add_argument("--epochs", type=int, help=f"epochs (default: {TRAIN.epochs})")
     train.add_argument("--batch-size", type=int, help=f"batch size (default: {TRAIN.batch_size})")
@@ -572,6 +584,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv is None and sys.executable:
             relaunch([sys.executable, "-m", "tandem", *sys.argv[1:]])
         args = build_parser().parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
         _check_backend(os.environ.get("KERAS_BACKEND", "jax"))
         with _one_line_warnings():
             return args.run(args)
@@ -632,11 +645,14 @@ def _drop_unwritten_output() -> None:
 
 @contextlib.contextmanager
 def _one_line_warnings():
-    """Warnings (a truncated overlong source, say) as `tandem: warning: ...`, one line each."""
+    """Warnings (a truncated overlong source, say) as `tandem: warning: ...`, one line each,
+    written above a progress bar rather than into it."""
+    from tqdm import tqdm
+
     previous = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
-        print(f"tandem: warning: {message}", file=sys.stderr if file is None else file)
+        tqdm.write(f"tandem: warning: {message}", file=sys.stderr if file is None else file)
 
     warnings.showwarning = show
     try:

@@ -80,9 +80,18 @@ class TrainResult:
 
 
 class TrainingInterrupted(TandemError):
-    """Ctrl-C during training; the last checkpoint is kept for `--resume`."""
+    """Ctrl-C during training; the last checkpoint is kept for `--resume`.
+
+    Attributes:
+        what: what happened and what was kept, without the advice on resuming.
+        resumable: whether a checkpoint was kept to resume from.
+    """
 
     exit_code = 130
+
+    def __init__(self, what: str, advice: str, resumable: bool):
+        super().__init__(f"{what}; {advice}")
+        self.what, self.resumable = what, resumable
 
 
 class TrainingDiverged(TandemError):
@@ -405,13 +414,16 @@ def _interrupted(
     kept = find_checkpoint(output_dir, LAST)
     if kept is None:
         return TrainingInterrupted(
-            f"interrupted in epoch {epoch}, before the first checkpoint; nothing to resume, "
-            "train again to start over"
+            f"interrupted in epoch {epoch}, before the first checkpoint",
+            "nothing to resume, train again to start over",
+            resumable=False,
         )
     when = f"after epoch {kept.epoch}" if kept.epoch >= epoch else f"in epoch {epoch}"
     return TrainingInterrupted(
         f"interrupted {when}; kept the checkpoint of epoch {kept.epoch} in "
-        f"{checkpoint_root(output_dir) / LAST}; run the same command with --resume to continue"
+        f"{checkpoint_root(output_dir) / LAST}",
+        "run the same command with --resume to continue",
+        resumable=True,
     )
 
 
