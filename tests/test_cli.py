@@ -53,6 +53,10 @@ def test_train_translate_evaluate(tmp_path, capsys, tiny_tsv):
     assert code == 0
     assert report["n_sources"] == 12 and report["signatures"]["chrf"].startswith("nrefs")
     assert {"chrf", "bleu", "exact_match", "model_dir", "data", "decoding"} <= set(report)
+    assert report["decoding"] == {  # a greedy search's settings: no beam size, no seed
+        "strategy": "greedy", "batch_size": 64, "max_length": report["decoding"]["max_length"],
+        "overlong": "truncate",
+    }  # fmt: skip
 
     # Training into it again replaces the model only when asked to.
     weights = (model / "model.keras").read_bytes()

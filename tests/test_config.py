@@ -142,3 +142,14 @@ def test_a_key_given_twice_is_an_error_not_a_silent_choice(tmp_path):
     path.write_text('{"train": {"epochs": 3, "epochs": 4}}')
     with pytest.raises(ConfigError, match="the key 'epochs' is given twice"):
         Config.load(path)
+
+
+def test_decode_settings_in_use_are_those_of_the_strategy():
+    assert DecodeConfig().in_use() == {
+        "strategy": "greedy", "batch_size": 64, "max_length": None, "overlong": "truncate"
+    }  # fmt: skip
+    beam = DecodeConfig(strategy="beam", beam_size=4, nbest=2, alpha=0.6).in_use()
+    assert (beam["beam_size"], beam["nbest"], beam["alpha"]) == (4, 2, 0.6) and "seed" not in beam
+    drawn = DecodeConfig(strategy="sample", top_k=3, seed=7).in_use()
+    assert (drawn["top_k"], drawn["seed"], drawn["temperature"]) == (3, 7, 1.0)
+    assert "beam_size" not in drawn

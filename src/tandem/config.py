@@ -211,6 +211,13 @@ class DecodeConfig:
             raise ConfigError(f"decode.alpha must be a finite number >= 0, got {self.alpha!r}")
         _check_seed(self)
 
+    def in_use(self) -> dict:
+        """The settings its strategy reads (a greedy search has no beam size or seed)."""
+        own = {"greedy": (), "beam": ("beam_size", "alpha", "nbest")}
+        own["sample"] = ("temperature", "top_k", "seed")
+        names = ("strategy", *own[self.strategy], "batch_size", "max_length", "overlong")
+        return {name: getattr(self, name) for name in names}
+
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 

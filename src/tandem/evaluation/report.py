@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from pathlib import Path
 
@@ -93,7 +92,7 @@ def evaluate(
         data=str(data_path),
         model_dir=str(translator.path),
         decoding={
-            **dataclasses.asdict(decode),
+            **decode.in_use(),
             "max_length": decode.max_length or translator.max_target_length,
         },
         eligible_only=eligible_only,
