@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 
-.PHONY: demo test lint install bench-seed bench-decode bench-tatoeba bench-g2p bench-train bench-train-memory bench-train-step bench-train-profile clean
+.PHONY: demo test lint install bench-seed bench-decode bench-tatoeba bench-g2p bench-train bench-train-memory bench-train-step bench-train-profile bench-compile-cache clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,3 +52,6 @@ bench-train-step: $(STAMP)
 
 bench-train-profile: $(STAMP)
 	$(BIN)/python benchmarks/bench_train_profile.py --output benchmarks/results/train_profile.json
+
+bench-compile-cache: $(STAMP)
+	$(BIN)/python benchmarks/bench_compile_cache.py --output benchmarks/results/compile_cache.json

@@ -12,7 +12,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from tandem import __version__
+from tandem import __version__, compile_cache
 from tandem.allocator import relaunch
 from tandem.config import (
     ATTENTIONS,
@@ -587,6 +587,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.argv = list(sys.argv[1:] if argv is None else argv)
         _check_backend(os.environ.get("KERAS_BACKEND", "jax"))
         with _one_line_warnings():
+            compile_cache.enable()
             return args.run(args)
     except TandemError as exc:
         print(f"tandem: error: {exc}", file=sys.stderr)

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from tandem import compile_cache
 from tandem.config import Config, ModelConfig
 from tandem.data.demo_data import make_demo_pairs, split_pairs, write_tsv
 from tandem.errors import TandemError
@@ -96,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=EPOCHS, help="most training epochs")
     parser.add_argument("--latent-dim", type=int, default=LATENT_DIM, help="LSTM state size")
     args = parser.parse_args(argv)
+    compile_cache.enable()
     try:
         reports = run_demo(
             args.output, pairs=args.pairs, epochs=args.epochs, latent_dim=args.latent_dim
