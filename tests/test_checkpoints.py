@@ -225,6 +225,16 @@ def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(corpus, tmp_path, ca
     assert "differ from the data the run started with" in capsys.readouterr().err
 
 
+def test_a_second_ctrl_c_on_the_way_out_ends_the_process_cleanly(corpus, tmp_path):
+    run = Train(corpus, tmp_path / "model", **{"TANDEM_BATCH_PAUSE_SECONDS": "1.0"})
+    run.wait_for("epoch 1 begin")
+    run.process.send_signal(signal.SIGINT)
+    run.wait_for("tandem: interrupted in epoch 1")
+    run.process.send_signal(signal.SIGINT)  # as the process shuts down (JAX's exit handlers)
+    code, err = run.finish()
+    assert code == 130 and "Traceback" not in err, err
+
+
 def test_sigterm_keeps_the_checkpoint_like_ctrl_c(corpus, tmp_path):
     output = tmp_path / "model"
     run = Train(corpus, output, **{"TANDEM_BATCH_PAUSE_SECONDS": "1.0"})

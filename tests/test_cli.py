@@ -439,6 +439,18 @@ def test_evaluate_refuses_nbest_it_would_not_score(tiny_model_dir, tiny_tsv, cap
     assert err == "tandem: error: --nbest: evaluate scores one output per source (the best)\n"
 
 
+def test_evaluate_with_a_target_file_names_both(tiny_model_dir, tmp_path, capsys):
+    sources, targets = tmp_path / "s.txt", tmp_path / "t.txt"
+    sources.write_text("Go.\nHi.\nRun!\n", encoding="utf-8")
+    targets.write_text("Va !\n \nCours !\n", encoding="utf-8")  # line 2: no target
+    code, out, err = run(capsys, "evaluate", str(tiny_model_dir), str(sources), "--target",
+                         str(targets), "--skip-bad-lines", "--format", "json")  # fmt: skip
+    assert code == 0 and f"skipped 1 bad line in {sources} + {targets}" in err
+    report = json.loads(out)
+    assert (report["data"], report["target"]) == (str(sources), str(targets))
+    assert report["multi_reference"] is False and report["max_samples"] is None
+
+
 def test_evaluate_sums_up_truncated_sources_in_one_warning(tiny_model_dir, tmp_path, capsys):
     data = tmp_path / "long.tsv"
     data.write_text("Go.\tVa !\n" + "".join(f"{'Go.' * n}\tVa !\n" for n in (20, 30)), "utf-8")
@@ -493,6 +505,17 @@ def test_a_run_killed_in_its_first_epoch_is_called_that(tiny_model_dir, tmp_path
     code, _, err = run(capsys, "translate", str(model), "Go.")
     assert code == 2 and "training stopped before its first epoch ended" in err
     assert "--resume" not in err  # there is nothing to resume
+    # Started again with the options it was started with, as the message says.
+    assert f"`tandem train DATA -o {model} --config {model / 'config.json'} --overwrite`" in err
+    data = tmp_path / "data.tsv"
+    data.write_text("Go.\tVa !\nHi.\tSalut !\n", encoding="utf-8")
+    again = ["train", str(data), "-o", str(model), "--config", str(model / "config.json")]
+    code, _, err = run(capsys, *again, "--overwrite", "--epochs", "1", "-q")
+    assert (
+        code == 0
+        and json.loads((model / "config.json").read_text())["model"]["latent_dim"]
+        == (json.loads((tiny_model_dir / "config.json").read_text())["model"]["latent_dim"])
+    )
 
 
 def test_translate_refuses_lines_ending_in_cr_alone(tiny_model_dir, tmp_path, capsys):

@@ -267,6 +267,15 @@ def test_multi_reference_empty_column_is_a_line_error(tmp_path):
     expect_error(path, "empty target sentence", 2, multi_reference=True)
 
 
+def test_zip_with_a_target_file_is_refused_as_such(tmp_path):
+    archive = tmp_path / "fra-eng.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("fra.txt", "Go.\tVa !\n")
+    targets = write(tmp_path / "t.txt", b"A\n")
+    with pytest.raises(DataError, match="a zip archive holds source<TAB>target lines"):
+        read_pairs(archive, targets)
+
+
 def test_multi_reference_is_not_for_aligned_files(tmp_path):
     sources = write(tmp_path / "s.txt", b"a\n")
     targets = write(tmp_path / "t.txt", b"A\n")

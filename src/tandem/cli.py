@@ -8,7 +8,9 @@ import dataclasses
 import json
 import os
 import shlex
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Sequence
 
@@ -280,7 +282,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         multi_reference=args.multi_reference,
     )
     if report["skipped_lines"]:
-        _say_skipped(report["skipped_lines"], args.data)
+        _say_skipped(
+            report["skipped_lines"], f"{args.data} + {args.target}" if args.target else args.data
+        )
     if args.format == "json":
         print(json.dumps(report, indent=2, ensure_ascii=False))
     else:
@@ -588,11 +592,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         _check_backend(os.environ.get("KERAS_BACKEND", "jax"))
         with _one_line_warnings():
             compile_cache.enable()
-            return args.run(args)
+            code = args.run(args)
+        if code == 130 and argv is None:  # training was interrupted: on the way out
+            _exit_at_next_signal()
+        return code
     except TandemError as exc:
         print(f"tandem: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
+        if argv is None:  # the program, about to exit (not a caller's process)
+            _exit_at_next_signal()
         print("tandem: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
@@ -634,6 +643,19 @@ def _check_backend(name: str) -> None:
             f"KERAS_BACKEND={name}: {package} is not installed (tandem installs JAX, the "
             "default backend: unset KERAS_BACKEND, or install it)"
         )
+
+
+def _exit_at_next_signal() -> None:
+    """Interrupted, and on the way out: another Ctrl-C or SIGTERM ends the process at once.
+
+    Raised as KeyboardInterrupt while the interpreter shuts down, it can cut JAX's exit
+    handlers short and crash the process (a segmentation fault instead of exit status 130).
+    Checkpoints are written to a temporary name and renamed, so stopping anywhere is safe.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: os._exit(130))
 
 
 def _drop_unwritten_output() -> None:

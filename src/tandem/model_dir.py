@@ -7,6 +7,7 @@ import io
 import json
 import os
 import platform
+import shlex
 import time
 import zipfile
 from collections.abc import Callable
@@ -192,14 +193,16 @@ def load_model_dir(path: str | Path) -> LoadedModel:
     if manifest is not None and not is_complete(manifest):
         from tandem.training.checkpoints import LAST, find_checkpoint  # it imports this module
 
+        where = shlex.quote(str(path))
         if find_checkpoint(path, LAST) is None:
             raise ModelDirError(
                 f"{path}: training stopped before its first epoch ended; start it again with "
-                f"`tandem train DATA -o {path}`"
+                f"its options: `tandem train DATA -o {where} --config "
+                f"{shlex.quote(str(path / CONFIG_FILE))} --overwrite`"
             )
         raise ModelDirError(
             f"{path}: training has not finished; continue it with "
-            f"`tandem train DATA -o {path} --resume`"
+            f"`tandem train DATA -o {where} --resume`"
         )
     missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
     if missing:

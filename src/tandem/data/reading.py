@@ -73,6 +73,8 @@ def read_pairs(
         )
     _check_file(path)
     if target_path is not None:
+        if str(path).lower().endswith(".zip"):
+            raise DataError(path, "a zip archive holds source<TAB>target lines: no target file")
         _check_file(target_path)
         label = f"{path} + {target_path}"
         with _open(path) as sources, _open(target_path) as targets:

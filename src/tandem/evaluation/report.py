@@ -90,6 +90,9 @@ def evaluate(
         report.update(error_rates(hypotheses, references))
     report.update(
         data=str(data_path),
+        target=None if target_path is None else str(target_path),
+        multi_reference=multi_reference,
+        max_samples=max_samples,
         model_dir=str(translator.path),
         decoding={
             **decode.in_use(),
