@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -150,6 +151,30 @@ def test_module_entry_point_has_no_traceback(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.startswith("tandem: error:") and "Traceback" not in result.stderr
+
+
+def test_translate_answers_each_line_of_a_pipe_as_it_comes(tiny_model_dir):
+    # A program that writes a line and waits for its translation before writing the next.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tandem", "translate", str(tiny_model_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        answers = []
+        for source in ("Go.", "Hello!", ""):
+            process.stdin.write(source + "\n")
+            process.stdin.flush()
+            ready, _, _ = select.select([process.stdout], [], [], 120)
+            assert ready, f"no translation of {source!r} while the input stays open"
+            answers.append(process.stdout.readline())
+        process.stdin.close()
+        assert process.wait(timeout=60) == 0 and process.stdout.read() == ""
+    finally:
+        process.kill()
+    assert answers[2] == "\n" and all(answer.endswith("\n") for answer in answers)
 
 
 def test_resume_command_is_the_run_s_own_with_resume():

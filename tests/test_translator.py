@@ -3,7 +3,7 @@
 import pytest
 
 from tandem import Translator
-from tandem.errors import TandemError
+from tandem.errors import OverlongSourceWarning, TandemError
 from tandem.translator import WINDOW_BATCHES
 
 
@@ -81,6 +81,30 @@ def test_stream_is_lazy_and_keeps_input_order(translator):
     assert [r.source for r in [first, *rest]] == [sentences[i % 4] for i in range(100)]
     expected = dict(zip(sentences, translator.translate(sentences), strict=True))
     assert all(r.text == expected[r.source] for r in rest)
+
+
+def test_stream_translates_what_is_ready_when_no_more_is(translator):
+    consumed = []
+    sentences = ["Go.", "Hello!", "Go." * 30, "Hi."]
+
+    def texts():
+        for text in sentences:
+            consumed.append(text)
+            yield text
+
+    stream = translator.translate_stream(texts(), batch_size=8, more_ready=lambda: False)
+    with pytest.warns(OverlongSourceWarning, match="text 3: source of 90 tokens"):
+        results = []
+        for result in stream:
+            assert len(consumed) == len(results) + 1  # answered before the next is read
+            results.append(result)
+    with pytest.warns(OverlongSourceWarning):
+        assert [r.text for r in results] == translator.translate(sentences)
+    # Sampling draws from a new stream for each text, as it would for each batch.
+    drawn = translator.translate_stream(
+        ["Go."] * 6, strategy="sample", temperature=5.0, seed=3, more_ready=lambda: False
+    )
+    assert len({r.text for r in drawn}) > 1
 
 
 def test_beam_search_returns_sorted_distinct_nbest(translator):

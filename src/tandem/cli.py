@@ -7,12 +7,14 @@ import contextlib
 import dataclasses
 import json
 import os
+import queue
 import shlex
 import signal
 import sys
 import threading
+import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from tandem import __version__, compile_cache
 from tandem.allocator import relaunch
@@ -208,17 +210,60 @@ def cmd_translate(args: argparse.Namespace) -> int:
     if args.text and args.input:
         raise TandemError("give texts as arguments or a file with --input, not both")
     translator = Translator.from_dir(args.model_dir)
-    texts = iter(args.text) if args.text else (text for _, text in read_lines(args.input or "-"))
+    lines = None if args.text else ReadAhead(text for _, text in read_lines(args.input or "-"))
+    texts = iter(args.text) if lines is None else iter(lines)
     show = sys.stderr.isatty() if args.progress == "auto" else args.progress == "on"
     texts = tqdm(texts, desc="translating", unit=" lines", disable=not show, file=sys.stderr)
+    more_ready = None if lines is None else lines.more_ready
     try:
-        for result in translator.translate_stream(texts, decode):
+        for result in translator.translate_stream(texts, decode, more_ready=more_ready):
             _print_translation(result, args.format)
+            if lines is not None and not lines.more_ready(wait=0):
+                sys.stdout.flush()  # whoever feeds the input may be waiting for this
     except OverlongSourceError as exc:  # named by argument, or by file (or stdin) and line
         if args.text:
             raise TandemError(f"argument {exc.number}: {exc.message}") from None
         raise DataError(args.input or "<stdin>", exc.message, exc.number) from None
     return 0
+
+
+class ReadAhead:
+    """Lines read by a thread of their own, so that the translator can tell whether the next
+    one is there: a file is translated a full window at a time, while lines typed at a
+    terminal or fed one by one through a pipe are answered as they come.
+
+    Args:
+        texts: the lines; an error reading them is raised where they are iterated.
+        limit: most lines read ahead (memory stays bounded).
+    """
+
+    _END = object()
+
+    def __init__(self, texts: Iterator[str], limit: int = 65536):
+        self._queue: queue.Queue = queue.Queue(maxsize=limit)
+        threading.Thread(target=self._read, args=(texts,), daemon=True).start()
+
+    def _read(self, texts: Iterator[str]) -> None:
+        try:
+            for text in texts:
+                self._queue.put(text)
+            self._queue.put(self._END)
+        except BaseException as exc:  # a DataError (file and line), an OSError
+            self._queue.put(exc)
+
+    def __iter__(self) -> Iterator[str]:
+        while (item := self._queue.get()) is not self._END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def more_ready(self, wait: float = 0.05) -> bool:
+        """Whether the next line (or the end of the input) has been read, after waiting up
+        to `wait` seconds for it."""
+        deadline = time.monotonic() + wait
+        while self._queue.empty() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return not self._queue.empty()
 
 
 def _require_stdout() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,12 +111,25 @@ class Translator:
         return [result.text for result in self.translate_stream(texts, decode, **options)]
 
     def translate_stream(
-        self, texts: Iterable[str], decode: DecodeConfig | None = None, **options
+        self,
+        texts: Iterable[str],
+        decode: DecodeConfig | None = None,
+        *,
+        more_ready: Callable[[], bool] | None = None,
+        **options,
     ) -> Iterator[Translation]:
         """Translate lazily, in input order, holding a bounded window of sentences in memory.
 
         Reads `batch_size * WINDOW_BATCHES` texts at a time, decodes them in length-sorted
         batches and yields a `Translation` (all hypotheses) per text.
+
+        Args:
+            texts: the sources, read as they are needed.
+            decode: decoding settings (default: batched greedy); `options` replace some.
+            more_ready: for interactive input (a terminal, a pipe fed line by line): asked
+                after each text whether the next one can be read without waiting; when it
+                says no, the texts read so far are translated at once instead of waiting for
+                a full window.
         """
         decode = dataclasses.replace(decode or DecodeConfig(), **options)
         if isinstance(texts, str | bytes):  # would otherwise translate each character alone
@@ -124,23 +137,27 @@ class Translator:
             raise TypeError(f"texts must be an iterable of strings, not one {kind}: use [text]")
         window: list[str] = []
         first_batch = 0  # batches before this window, so samples never repeat across windows
+        first_text = 0  # texts before this window, for the numbers in warnings and errors
         for text in texts:
             if not isinstance(text, str):
                 raise TypeError(f"texts must be strings, got {type(text).__name__}: {text!r}")
             window.append(text)
-            if len(window) == decode.batch_size * WINDOW_BATCHES:
-                yield from self._translate_window(window, decode, first_batch)
-                first_batch += WINDOW_BATCHES
+            full = len(window) == decode.batch_size * WINDOW_BATCHES
+            if full or (more_ready is not None and not more_ready()):
+                yield from self._translate_window(window, decode, first_batch, first_text)
+                first_batch += -(-len(window) // decode.batch_size)
+                first_text += len(window)
                 window = []
         if window:
-            yield from self._translate_window(window, decode, first_batch)
+            yield from self._translate_window(window, decode, first_batch, first_text)
 
     def _translate_window(
-        self, texts: list[str], decode: DecodeConfig, first_batch: int
+        self, texts: list[str], decode: DecodeConfig, first_batch: int, first_text: int
     ) -> list[Translation]:
-        """Decode one window of texts, numbering its batches from `first_batch`."""
+        """Decode one window of texts, numbering its batches from `first_batch` and its texts
+        (in warnings) from `first_text`."""
         source_ids, lengths = encode_sources(texts, self.source_vocab, self.max_source_length)
-        self._check_lengths(texts, lengths, decode.overlong, first_batch * decode.batch_size)
+        self._check_lengths(texts, lengths, decode.overlong, first_text)
         order = np.argsort(-np.asarray(lengths), kind="stable")
         batches = []
         for start in range(0, len(texts), decode.batch_size):
