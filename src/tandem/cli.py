@@ -664,28 +664,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-# Keras's backends and the package each one imports.
-BACKEND_PACKAGES = {
-    "jax": "jax",
-    "torch": "torch",
-    "tensorflow": "tensorflow",
-    "numpy": "numpy",
-    "openvino": "openvino",
-}
+# Keras's backends, each named after the package it imports.
+BACKENDS = ("jax", "torch", "tensorflow", "numpy", "openvino")
 
 
 def _check_backend(name: str) -> None:
     """Refuse, in one line, a KERAS_BACKEND that Keras would fail to import (a traceback)."""
     import importlib.util
 
-    package = BACKEND_PACKAGES.get(name)
-    if package is None:
+    if name not in BACKENDS:
         raise TandemError(
-            f"KERAS_BACKEND={name}: not a Keras backend (one of {', '.join(BACKEND_PACKAGES)})"
+            f"KERAS_BACKEND={name}: not a Keras backend (one of {', '.join(BACKENDS)})"
         )
-    if importlib.util.find_spec(package) is None:
+    if importlib.util.find_spec(name) is None:
         raise TandemError(
-            f"KERAS_BACKEND={name}: {package} is not installed (tandem installs JAX, the "
+            f"KERAS_BACKEND={name}: {name} is not installed (tandem installs JAX, the "
             "default backend: unset KERAS_BACKEND, or install it)"
         )
 

@@ -213,11 +213,17 @@ class DecodeConfig:
 
     def in_use(self) -> dict:
         """The settings its strategy reads (a greedy search has no beam size or seed)."""
-        own = {"greedy": (), "beam": ("beam_size", "alpha", "nbest")}
-        own["sample"] = ("temperature", "top_k", "seed")
-        names = ("strategy", *own[self.strategy], "batch_size", "max_length", "overlong")
+        own = STRATEGY_SETTINGS[self.strategy]
+        names = ("strategy", *own, "batch_size", "max_length", "overlong")
         return {name: getattr(self, name) for name in names}
 
+
+# The DecodeConfig settings that only one strategy reads.
+STRATEGY_SETTINGS = {
+    "greedy": (),
+    "beam": ("beam_size", "alpha", "nbest"),
+    "sample": ("temperature", "top_k", "seed"),
+}
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 
