@@ -23,6 +23,7 @@ import pytest
 from tandem.cli import main
 from tandem.errors import ModelDirError
 from tandem.model_dir import load_model_dir, read_history
+from tandem.training import TrainingInterrupted
 from tandem.training.callbacks import StopOnInterrupt
 from tandem.training.checkpoints import (
     BEST,
@@ -339,6 +340,29 @@ def test_resume_with_more_epochs_extends_a_finished_run(corpus, reference, tmp_p
     assert "5 epochs done and train.epochs is 5" in capsys.readouterr().err
 
 
+def test_an_extension_interrupted_leaves_an_unfinished_run(corpus, reference, tmp_path, capsys):
+    output = tmp_path / "model"
+    shutil.copytree(corpus["root"] / "reference", output)  # finished after its 3 epochs
+    run = Train(corpus, output, "--resume", "--epochs", "5", TANDEM_BATCH_PAUSE_SECONDS="1.0")
+    run.wait_for("epoch 4 begin")
+    run.process.send_signal(signal.SIGINT)
+    code, err = run.finish()
+    assert code == 130 and "Traceback" not in err, err
+    assert "interrupted in epoch 4; kept the checkpoint of epoch 3" in err
+    # config.json and history.csv describe the extension, model.keras the old run: the
+    # directory is an unfinished run, not a finished model.
+    assert json.loads((output / "config.json").read_text())["train"]["epochs"] == 5
+    with pytest.raises(ModelDirError, match="training has not finished.*--resume"):
+        load_model_dir(output)
+    assert main(["average", str(output), "--last", "2"]) == 2
+    assert "training has not finished" in capsys.readouterr().err
+
+    err = train_to_end(corpus, output, "--resume", "--epochs", "5")
+    assert "resumed after epoch 3" in err
+    assert [row["epoch"] for row in read_history(output / "history.csv")] == [0, 1, 2, 3, 4]
+    assert_translates(output)
+
+
 def test_a_run_stopped_early_is_not_extended(corpus, reference, tmp_path, capsys):
     output = tmp_path / "model"
     shutil.copytree(corpus["root"] / "reference", output)
@@ -430,6 +454,43 @@ def test_learning_curve_is_a_png(corpus, reference):
     assert (model_dir / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     manifest = json.loads((model_dir / "manifest.json").read_text())
     assert manifest["complete"] is True and manifest["train_data"]["pairs"] == len(PAIRS)
+
+
+def test_the_curve_is_redrawn_at_most_once_a_minute_and_at_the_end(tmp_path, monkeypatch):
+    from tandem.config import Config
+    from tandem.training import callbacks, train
+
+    drawn = []  # epochs in each drawing
+    monkeypatch.setattr(
+        callbacks, "draw_learning_curve", lambda rows, path: drawn.append(len(rows))
+    )
+    config = Config.from_dict(CONFIG).replace("train", epochs=4)
+    train(PAIRS, config, tmp_path / "slow", verbose=0)
+    assert drawn == [1, 4]  # the first epoch, then the end (epochs take far less than 60 s)
+
+    class CtrlCAtEpoch3(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    drawn.clear()
+    with pytest.raises(TrainingInterrupted):
+        train(PAIRS, config, tmp_path / "stopped", verbose=0, callbacks=[CtrlCAtEpoch3()])
+    assert drawn == [1, 2]  # interrupted: the curve shows the epochs checkpointed
+
+    monkeypatch.setattr(callbacks, "CURVE_INTERVAL_SECONDS", 0.0)
+    drawn.clear()
+    train(PAIRS, config, tmp_path / "every", verbose=0)
+    assert drawn == [1, 2, 3, 4]
+
+
+def test_the_best_checkpoint_shares_the_last_ones_files(tmp_path):
+    last = write_dummy(tmp_path, 1)
+    best = write_checkpoint(tmp_path, BEST, {"epoch": 1}, copy_checkpoint_files(last))
+    assert (best / "model.keras").read_bytes() == (last / "model.keras").read_bytes()
+    write_dummy(tmp_path, 2)  # the next last checkpoint never changes best's files
+    assert find_checkpoint(tmp_path, BEST).epoch == 1
+    assert (best / "model.keras").read_text() == "weights of epoch 1"
 
 
 # -- the swap itself, without training -------------------------------------------------------

@@ -32,6 +32,12 @@ from tandem.training.plots import plot_learning_curve
 # Test hook: sleep after every training batch, so a test can kill the process mid-epoch.
 BATCH_PAUSE_ENV = "TANDEM_BATCH_PAUSE_SECONDS"
 
+# Drawing the learning curve takes about 0.2 s (matplotlib), as long as a whole epoch of a
+# small model on a GPU: during training it is redrawn at most this often (and at the first
+# epoch's end), and always when training ends, stops or is interrupted. history.csv is
+# written at every epoch end.
+CURVE_INTERVAL_SECONDS = 60.0
+
 # The counters that make Keras's callbacks continue where they stopped after a resume.
 RESUMABLE_FIELDS = {
     "early_stopping": ("wait", "best", "best_epoch", "stopped_epoch"),
@@ -171,6 +177,7 @@ class Checkpointer(keras.callbacks.Callback):
         self.diverged: tuple[int, float] | None = None  # (1-based epoch, the bad value)
         self._pending_shuffle = state.get("shuffle")
         self._pending_random = state.get("global_random")
+        self._curve_drawn: tuple[float, int] | None = None  # (monotonic time, epochs drawn)
 
     def on_train_begin(self, logs=None):
         # After Keras's callbacks reset themselves in their own on_train_begin.
@@ -222,7 +229,22 @@ class Checkpointer(keras.callbacks.Callback):
             write_checkpoint(self.model_dir, BEST, state, copy_checkpoint_files(last))
         self.last_epoch = epoch + 1
         write_history(self.model_dir / HISTORY_FILE, self.history)
-        draw_learning_curve(self.history, self.model_dir / CURVE_FILE)
+        self.draw_curve(force=False)
+
+    def on_train_end(self, logs=None):
+        self.draw_curve()
+
+    def draw_curve(self, force: bool = True) -> None:
+        """Draw the learning curve of the epochs checkpointed so far, unless it shows them
+        already; without `force`, only if CURVE_INTERVAL_SECONDS have passed since the last
+        drawing (or none was drawn yet)."""
+        drawn = self._curve_drawn
+        if drawn is not None and drawn[1] == self.last_epoch:
+            return
+        if not force and drawn is not None and time.monotonic() - drawn[0] < CURVE_INTERVAL_SECONDS:
+            return
+        draw_learning_curve(self.history[: self.last_epoch], self.model_dir / CURVE_FILE)
+        self._curve_drawn = (time.monotonic(), self.last_epoch)
 
     def _check(self, value) -> None:
         if value is None or self.diverged is not None:

@@ -152,12 +152,19 @@ def save_training_model(model: keras.Model, directory: Path, history: list[dict]
 
 
 def copy_checkpoint_files(source: Path) -> Callable[[Path], None]:
-    """A `fill` that copies a written checkpoint's files (the best checkpoint from the last)."""
+    """A `fill` that copies a written checkpoint's files (the best checkpoint from the last).
+
+    The files are hard-linked where the file system allows (a checkpoint's files are never
+    rewritten in place: the next one is written aside and swapped in), else copied.
+    """
 
     def fill(directory: Path) -> None:
         for path in source.iterdir():
             if path.name != STATE_FILE:
-                shutil.copyfile(path, directory / path.name)
+                try:
+                    os.link(path, directory / path.name)
+                except OSError:
+                    shutil.copyfile(path, directory / path.name)
 
     return fill
 

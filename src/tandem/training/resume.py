@@ -14,6 +14,7 @@ from tandem.model_dir import (
     CONFIG_FILE,
     CURVE_FILE,
     HISTORY_FILE,
+    MANIFEST_FILE,
     SOURCE_VOCAB_FILE,
     TARGET_VOCAB_FILE,
     WEIGHTS_FILE,
@@ -21,6 +22,7 @@ from tandem.model_dir import (
     prepare_output_dir,
     read_manifest,
     write_atomically,
+    write_json_atomically,
 )
 from tandem.training.checkpoints import (
     BEST,
@@ -161,6 +163,12 @@ def open_resumed_run(
             f"resume with --epochs above {done} to train further"
         )
     repair_best(model_dir, last)
+    if is_complete(manifest):
+        # Extending a finished run: until it finishes again the directory is an unfinished
+        # run (config, history and checkpoints move on while model.keras is the old model), so
+        # an interruption leaves it to be resumed, never loaded or averaged as if finished.
+        manifest = {**manifest, "complete": False}
+        write_json_atomically(model_dir / MANIFEST_FILE, manifest)
     if config != saved:  # only RESUMABLE_KEYS can differ here
         write_atomically(model_dir / CONFIG_FILE, config.save)
     source_vocab = Vocabulary.load(model_dir / SOURCE_VOCAB_FILE)

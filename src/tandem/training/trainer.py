@@ -18,7 +18,6 @@ from tandem.data.reading import group_references
 from tandem.data.vocabulary import Vocabulary
 from tandem.errors import TandemError
 from tandem.model_dir import (
-    CURVE_FILE,
     HISTORY_FILE,
     load_model_dir,
     save_model_dir,
@@ -33,7 +32,6 @@ from tandem.training.callbacks import (
     InterruptionTestHooks,
     LearningRateLogger,
     StopOnInterrupt,
-    draw_learning_curve,
 )
 from tandem.training.checkpoints import (
     BEST,
@@ -330,6 +328,7 @@ def _train(
                     verbose=verbose,
                 )
         except KeyboardInterrupt:
+            checkpointer.draw_curve()
             raise _interrupted(output_dir, checkpointer, initial_epoch) from None
     if checkpointer.diverged is not None:
         raise _diverged(output_dir, checkpointer)
@@ -347,7 +346,7 @@ def _train(
         if verbose:
             print(f"saved the average of the weights of epochs {averaged}", file=sys.stderr)
     write_history(output_dir / HISTORY_FILE, checkpointer.history)
-    draw_learning_curve(checkpointer.history, output_dir / CURVE_FILE)
+    checkpointer.draw_curve()
     save_model_dir(output_dir, model, source_vocab, target_vocab, config, train_data)
     return TrainResult(
         model_dir=output_dir,
