@@ -402,7 +402,8 @@ def main() -> None:
             callbacks.append(time_budget_callback(args.time_budget))
         result = train(pairs, config, Path(tmp) / "m", verbose=0, callbacks=callbacks)
     seconds = wall.seconds
-    steady = float(np.median(seconds[1:]))
+    # The first epoch compiles; a run stopped after it (--max-epochs 1) has no steady rate.
+    steady = float(np.median(seconds[1:])) if len(seconds) > 1 else None
     reached = quality.reached_at
     original_100_epochs = 100 * original["seconds_per_epoch"]
 
@@ -413,8 +414,9 @@ def main() -> None:
         "original_under_tandem_allocator": original_same_allocator,
         "environment": {
             name: os.environ[name]
-            for name in ("KERAS_BACKEND", "XLA_FLAGS", "XLA_PYTHON_CLIENT_PREALLOCATE")
-            if name in os.environ
+            for name in sorted(os.environ)
+            if name in ("KERAS_BACKEND", "XLA_FLAGS", "XLA_PYTHON_CLIENT_PREALLOCATE")
+            or name.startswith(("JAX_COMPILATION_CACHE", "JAX_PERSISTENT_CACHE"))
         },
         "tandem_malloc_env": malloc_settings(os.environ),
         "tandem_throughput": {
@@ -434,7 +436,7 @@ def main() -> None:
             "seconds_per_epoch": steady,
             "epoch_seconds": seconds,
             "epoch_seconds_before_checkpoint": [row["seconds"] for row in result.history],
-            "tokens_per_s": tokens / steady,
+            "tokens_per_s": tokens / steady if steady else None,
             "test_chrf_per_epoch": quality.scores,
             "epochs_to_original_chrf": reached,
             "seconds_to_original_chrf": sum(seconds[:reached]) if reached else None,

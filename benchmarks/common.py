@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import sys
@@ -70,11 +71,22 @@ def machine() -> dict:
 
 
 def write_json(result: dict, output: str | None) -> None:
-    text = json.dumps(result, indent=2, ensure_ascii=False)
+    """Print `result` as JSON and write it to `output`; a nan or infinity becomes null."""
+    text = json.dumps(_finite(result), indent=2, ensure_ascii=False, allow_nan=False)
     print(text)
     if output:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         Path(output).write_text(text + "\n", encoding="utf-8")
+
+
+def _finite(value):
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def time_budget_callback(seconds: float):
