@@ -457,6 +457,19 @@ def test_warnings_are_written_above_the_progress_bar(tiny_model_dir, tmp_path, c
     assert any(part.startswith(warning) for part in segments)
 
 
+def test_the_progress_bar_counts_lines_translated(tiny_model_dir, tmp_path, capsys):
+    # The first window is translated and written; the overlong line in the second stops the
+    # run, after the whole file has been read.
+    lines = ["Go."] * WINDOW_BATCHES + ["Go." * 30] + ["Hi."] * 3
+    data = tmp_path / "in.txt"
+    data.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    code, out, err = run(capsys, "translate", str(tiny_model_dir), "-i", str(data), "--progress",
+                         "on", "--batch-size", "1", "--overlong", "error")  # fmt: skip
+    assert code == 2 and len(out.splitlines()) == WINDOW_BATCHES
+    last_bar = [part for part in err.replace("\n", "\r").split("\r") if "translating" in part][-1]
+    assert f"translating: {WINDOW_BATCHES} lines" in last_bar
+
+
 def test_evaluate_refuses_nbest_it_would_not_score(tiny_model_dir, tiny_tsv, capsys):
     code, out, err = run(capsys, "evaluate", str(tiny_model_dir), str(tiny_tsv), "--beam", "3",
                          "--nbest", "2")  # fmt: skip

@@ -213,13 +213,16 @@ def cmd_translate(args: argparse.Namespace) -> int:
     lines = None if args.text else ReadAhead(text for _, text in read_lines(args.input or "-"))
     texts = iter(args.text) if lines is None else iter(lines)
     show = sys.stderr.isatty() if args.progress == "auto" else args.progress == "on"
-    texts = tqdm(texts, desc="translating", unit=" lines", disable=not show, file=sys.stderr)
+    # Counts lines translated (written out), not lines read ahead.
+    progress = tqdm(desc="translating", unit=" lines", disable=not show, file=sys.stderr)
     more_ready = None if lines is None else lines.more_ready
     try:
-        for result in translator.translate_stream(texts, decode, more_ready=more_ready):
-            _print_translation(result, args.format)
-            if lines is not None and not lines.more_ready(wait=0):
-                sys.stdout.flush()  # whoever feeds the input may be waiting for this
+        with progress:
+            for result in translator.translate_stream(texts, decode, more_ready=more_ready):
+                _print_translation(result, args.format)
+                progress.update()
+                if lines is not None and not lines.more_ready(wait=0):
+                    sys.stdout.flush()  # whoever feeds the input may be waiting for this
     except OverlongSourceError as exc:  # named by argument, or by file (or stdin) and line
         if args.text:
             raise TandemError(f"argument {exc.number}: {exc.message}") from None
