@@ -239,7 +239,7 @@ class Checkpointer(keras.callbacks.Callback):
         already; without `force`, only if CURVE_INTERVAL_SECONDS have passed since the last
         drawing (or none was drawn yet)."""
         drawn = self._curve_drawn
-        if drawn is not None and drawn[1] == self.last_epoch:
+        if self.last_epoch == 0 or (drawn is not None and drawn[1] == self.last_epoch):
             return
         if not force and drawn is not None and time.monotonic() - drawn[0] < CURVE_INTERVAL_SECONDS:
             return
