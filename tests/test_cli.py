@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TINY_PAIRS
 from tandem.cli import main, resume_command
 from tandem.translator import WINDOW_BATCHES
 
@@ -38,10 +39,12 @@ def test_train_translate_evaluate(tmp_path, capsys, tiny_tsv):
         "4",
         "--max-samples",
         "10",
+        "--max-target-length",
+        "40",  # leaves out nothing: said only when it does (below)
         "-q",
     )
     assert code == 0, err
-    assert "trained 2 epochs on 8 pairs" in err
+    assert "trained 2 epochs on 8 pairs" in err and "left out" not in err
     config = json.loads((model / "config.json").read_text())
     assert config["data"]["max_samples"] == 10 and config["model"]["latent_dim"] == 8
 
@@ -317,6 +320,58 @@ def test_rnn_settings_on_a_transformer_are_refused(tmp_path, capsys, tiny_tsv):
 @pytest.mark.parametrize(
     "flags, message",
     [
+        (["--heads", "2"], "model.heads = 2 has no effect without the transformer family"),
+        (["--ff-dim", "16"], "model.ff_dim = 16 has no effect without the transformer family"),
+        (
+            ["--inputs", "one_hot", "--embedding-dim", "4"],
+            "model.embedding_dim = 4 has no effect without inputs: embedding",
+        ),  # fmt: skip
+        (
+            ["--warmup-steps", "5"],
+            "train.warmup_steps = 5 has no effect without lr_schedule: inverse_sqrt",
+        ),  # fmt: skip
+        (
+            ["--adam-beta-2", "0.9"],
+            "train.adam_beta_2 = 0.9 has no effect without optimizer: adam",
+        ),  # fmt: skip
+        (
+            ["--lr-patience", "2"],
+            "train.lr_patience = 2 has no effect without lr_schedule: plateau",
+        ),  # fmt: skip
+        (
+            ["--lr-factor", "0.3"],
+            "train.lr_factor = 0.3 has no effect without lr_schedule: plateau",
+        ),  # fmt: skip
+        (
+            ["--spm-vocab-size", "100"],
+            "data.spm_vocab_size = 100 has no effect without spm tokens on a side",
+        ),  # fmt: skip
+        (["--layers", "100000"], "model.num_layers must be at most 256, got 100000"),
+    ],
+)
+def test_settings_that_would_change_nothing_are_refused(tmp_path, capsys, tiny_tsv, flags, message):
+    code, _, err = run(capsys, "train", str(tiny_tsv), "-o", str(tmp_path / "m"), *flags)
+    assert (code, err) == (2, f"tandem: error: {message}\n")
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--max-length", "100000000"], "decode.max_length must be at most 10,000"),
+        (["--beam", "30000000"], "decode.beam_size must be at most 256"),
+    ],
+)
+def test_searches_too_large_to_run_are_refused(tiny_model_dir, tiny_tsv, capsys, argv, message):
+    model = str(tiny_model_dir)
+    for command in (["translate", model, "Go."], ["evaluate", model, str(tiny_tsv)]):
+        code, out, err = run(capsys, *command, *argv)
+        assert code == 2 and out == "" and message in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
         (["--embedding-dim", "0"], "model.embedding_dim must be a positive integer, got 0"),
         (["--seed", "-1"], "train.seed must be an integer in [0, 2**32 - 1], got -1"),
         (["--seed", str(2**32)], "train.seed must be an integer in [0, 2**32 - 1]"),
@@ -457,6 +512,32 @@ def test_warnings_are_written_above_the_progress_bar(tiny_model_dir, tmp_path, c
     assert any(part.startswith(warning) for part in segments)
 
 
+@pytest.mark.slow
+def test_train_says_how_many_pairs_the_length_limits_left_out(tmp_path, capsys, tiny_tsv):
+    code, _, err = run(capsys, "train", str(tiny_tsv), "-o", str(tmp_path / "m"), "--epochs",
+                       "1", "--latent-dim", "8", "--max-target-length", "8", "-q")  # fmt: skip
+    longer = sum(len(target) > 8 for _, target in TINY_PAIRS)
+    assert code == 0 and longer > 0, err
+    assert err.rstrip().endswith(f"; left out {longer} pairs over the length limits")
+
+
+def test_translate_takes_options_and_texts_in_any_order(tiny_model_dir, capsys):
+    model = str(tiny_model_dir)
+    _, expected, _ = run(capsys, "translate", model, "Go.", "Hi.", "--beam", "2")
+    assert len(expected.splitlines()) == 2
+    for argv in (
+        [model, "--beam", "2", "Go.", "Hi."],
+        [model, "Go.", "--beam", "2", "Hi."],
+        ["--beam", "2", model, "--", "Go.", "Hi."],
+    ):
+        assert run(capsys, "translate", *argv) == (0, expected, ""), argv
+    with pytest.raises(SystemExit) as exited:
+        main(["translate"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert err.endswith("error: the following arguments are required: model_dir\n")  # no text
+
+
 def test_the_progress_bar_counts_lines_translated(tiny_model_dir, tmp_path, capsys):
     # The first window is translated and written; the overlong line in the second stops the
     # run, after the whole file has been read.
@@ -475,6 +556,9 @@ def test_evaluate_refuses_nbest_it_would_not_score(tiny_model_dir, tiny_tsv, cap
                          "--nbest", "2")  # fmt: skip
     assert code == 2 and out == ""
     assert err == "tandem: error: --nbest: evaluate scores one output per source (the best)\n"
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    assert "--nbest" not in capsys.readouterr().out
 
 
 def test_evaluate_with_a_target_file_names_both(tiny_model_dir, tmp_path, capsys):

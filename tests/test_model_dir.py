@@ -98,6 +98,8 @@ def test_a_config_that_leaves_trained_layers_unused_is_refused(model_copy):
 
 def test_a_vocabulary_of_another_kind_than_the_config_is_refused(model_copy):
     vocab = json.loads((model_copy / SOURCE_VOCAB_FILE).read_text())
+    # Tokens that are words too (no space among them), so only the kind is wrong.
+    vocab["tokens"] = ["\u00a4" if token.isspace() else token for token in vocab["tokens"]]
     vocab["kind"] = "word"
     (model_copy / SOURCE_VOCAB_FILE).write_text(json.dumps(vocab))
     with pytest.raises(ModelDirError, match="tokens of kind 'word', but config.json says 'char'"):

@@ -30,8 +30,12 @@ SENTENCES = [
     [(G2P_PAIRS, "char", "word"), (SENTENCES, "spm", "spm"), (SENTENCES, "word", "char")],
 )
 def test_token_kinds_end_to_end(tmp_path, capsys, pairs, source_tokens, target_tokens):
+    spm = "spm" in (source_tokens, target_tokens)
     config = Config().replace(
-        "data", source_tokens=source_tokens, target_tokens=target_tokens, spm_vocab_size=30
+        "data",
+        source_tokens=source_tokens,
+        target_tokens=target_tokens,
+        spm_vocab_size=30 if spm else None,  # None: left as it is
     )
     config = config.replace("model", latent_dim=8, embedding_dim=8, attention="dot")
     config = config.replace("train", epochs=1, batch_size=4, validation_split=0.0)

@@ -1,3 +1,6 @@
+import json
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -75,3 +78,24 @@ def test_damaged_sentencepiece_model_is_reported(tmp_path):
     (tmp_path / "v.json").write_text(__import__("json").dumps(data))
     with pytest.raises(ModelDirError, match="malformed vocabulary"):
         Vocabulary.load(tmp_path / "v.json")
+
+
+@pytest.mark.parametrize(
+    ("kind", "token", "message"),
+    [
+        ("char", 5, "tokens must be strings, got 5"),
+        ("char", None, "tokens must be strings, got None"),
+        ("char", "ab", "token 'ab' is not a char token"),
+        ("word", "two words", "token 'two words' is not a word token"),
+        ("word", "", "token '' is not a word token"),
+        ("spm", "zebra", "token 'zebra' is not a piece of its SentencePiece model"),
+    ],
+)
+def test_a_hand_edited_token_is_refused_when_loaded(tmp_path, kind, token, message):
+    texts = SPM_TEXTS * 5 if kind == "spm" else ["ab c"]
+    data = Vocabulary.build(texts, kind=kind, spm_vocab_size=40).to_dict()
+    data["tokens"][0] = token
+    path = tmp_path / "v.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ModelDirError, match=re.escape(f"{path}: malformed vocabulary: {message}")):
+        Vocabulary.load(path)

@@ -164,7 +164,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         + (f"(resumed after epoch {result.initial_epoch}; " if result.initial_epoch else "(")
         + f"{result.seconds_per_epoch:.1f} s/epoch, loss {last['loss']:.4f}"
         + (f", val_loss {last['val_loss']:.4f}" if "val_loss" in last else "")
-        + f"); {kept} written to {result.model_dir}",
+        + f"); {kept} written to {result.model_dir}"
+        + (
+            f"; left out {_count(result.filtered_pairs, 'pair')} over the length limits"
+            if result.filtered_pairs
+            else ""
+        ),
         file=sys.stderr,
     )
     return 0
@@ -354,11 +359,17 @@ def cmd_average(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
+def add_decode_arguments(parser: argparse.ArgumentParser, nbest: bool = True) -> None:
+    """The search options; without `nbest`, --nbest is still parsed (to be refused by name)
+    but not advertised."""
     group = parser.add_argument_group("decoding")
     group.add_argument("--beam", type=int, metavar="N", help="beam search with N beams")
     group.add_argument(
-        "--nbest", type=int, help=f"hypotheses per source, beam only (default: {DECODE.nbest})"
+        "--nbest",
+        type=int,
+        help=f"hypotheses per source, beam only (default: {DECODE.nbest})"
+        if nbest
+        else argparse.SUPPRESS,
     )
     group.add_argument(
         "--alpha", type=float, help=f"beam length normalisation (default: {DECODE.alpha})"
@@ -379,12 +390,29 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """`parser.parse_args`, except that translate's texts and options may come in any order.
+
+    argparse gives translate's texts (a `*` positional after the model directory) nothing as
+    soon as an option comes between them (`translate M --beam 2 "Go."`), and then refuses the
+    texts; parsed intermixed, options and texts mix as they do in other commands.
+    """
+    if argv[:1] == ["translate"]:
+        args = parser.subcommands["translate"].parse_intermixed_args(argv[1:])
+        args.command = "translate"
+    else:
+        args = parser.parse_args(argv)
+    args.argv = argv
+    return args
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tandem", description="Sequence-to-sequence learning in Keras 3."
     )
     parser.add_argument("--version", action="version", version=f"tandem {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.subcommands = commands.choices  # name -> parser (see parse_args)
 
     train = commands.add_parser("train", help="train a model on parallel data")
     train.add_argument("data", help="source<TAB>target file, fra-eng.zip, or a source text file")
@@ -563,7 +591,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     translate = commands.add_parser("translate", help="translate text (arguments or stdin)")
     translate.add_argument("model_dir", help="model directory written by tandem train")
-    translate.add_argument("text", nargs="*", help="texts to translate (default: stdin lines)")
+    translate.add_argument(
+        "text", nargs="*", default=[], help="texts to translate (default: stdin lines)"
+    )
     translate.add_argument("-i", "--input", help="file of sentences, one per line (default: stdin)")
     add_decode_arguments(translate)
     translate.add_argument(
@@ -597,7 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="score only sources within the model's training range",
     )
-    add_decode_arguments(evaluate)
+    add_decode_arguments(evaluate, nbest=False)  # evaluate scores the best output only
     evaluate.add_argument(
         "--multi-reference",
         action="store_true",
@@ -635,8 +665,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv is None and sys.executable:
             relaunch([sys.executable, "-m", "tandem", *sys.argv[1:]])
-        args = build_parser().parse_args(argv)
-        args.argv = list(sys.argv[1:] if argv is None else argv)
+        args = parse_args(build_parser(), list(sys.argv[1:] if argv is None else argv))
         _check_backend(os.environ.get("KERAS_BACKEND", "jax"))
         with _one_line_warnings():
             compile_cache.enable()

@@ -27,6 +27,13 @@ STRATEGIES = ("greedy", "beam", "sample")
 OVERLONG = ("truncate", "error")
 # Widest layer a config may ask for: a 65,536-wide LSTM's recurrent kernel alone is 64 GiB.
 MAX_WIDTH = 2**16
+# Deepest stack (recurrent layers or transformer blocks per side); deeper ones took minutes
+# to build before the first message.
+MAX_LAYERS = 256
+# Longest output a search may be asked for (tokens), and the widest beam: beyond these the
+# search's arrays do not fit in memory, and an allocation that large can abort the process.
+MAX_DECODE_LENGTH = 10_000
+MAX_BEAM = 256
 
 
 @dataclass(frozen=True)
@@ -79,8 +86,8 @@ class ModelConfig:
         _check_choice(self, "attention", ATTENTIONS)
         for name in ("latent_dim", "embedding_dim", "ff_dim"):
             _check_positive(self, name, most=MAX_WIDTH)
-        for name in ("num_layers", "heads"):
-            _check_positive(self, name)
+        _check_positive(self, "num_layers", most=MAX_LAYERS)
+        _check_positive(self, "heads", most=MAX_WIDTH)
         for name in ("dropout", "embedding_dropout", "output_dropout"):
             _check_fraction(self, name)
         if self.embedding_dropout and self.inputs != "embedding":
@@ -193,10 +200,11 @@ class DecodeConfig:
     def __post_init__(self):
         _check_choice(self, "strategy", STRATEGIES)
         _check_choice(self, "overlong", OVERLONG)
-        for name in ("beam_size", "nbest", "batch_size"):
+        _check_positive(self, "beam_size", most=MAX_BEAM)
+        for name in ("nbest", "batch_size"):
             _check_positive(self, name)
         _check_positive(self, "top_k", allow_none=True)
-        _check_positive(self, "max_length", allow_none=True)
+        _check_positive(self, "max_length", allow_none=True, most=MAX_DECODE_LENGTH)
         if self.nbest > 1 and self.strategy != "beam":
             raise ConfigError("decode.nbest > 1 needs the beam strategy")
         if self.nbest > self.beam_size:
@@ -246,6 +254,34 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def ignored_settings(self) -> list[str]:
+        """Settings changed from their defaults that nothing in this config reads: a
+        transformer's heads on an rnn, a warm-up without the inverse_sqrt schedule. A fresh
+        training run refuses them, since they would change nothing (saved configs stay
+        loadable: their models were trained without them)."""
+        data, model, train = self.data, self.model, self.train
+        spm = "spm" in (data.source_tokens, data.target_tokens)
+        rules = [  # (section, key, read, what it needs)
+            (model, "heads", model.family == "transformer", "the transformer family"),
+            (model, "ff_dim", model.family == "transformer", "the transformer family"),
+            (model, "embedding_dim", model.inputs == "embedding", "inputs: embedding"),
+            (train, "adam_beta_2", train.optimizer == "adam", "optimizer: adam"),
+            (
+                train,
+                "warmup_steps",
+                train.lr_schedule == "inverse_sqrt",
+                "lr_schedule: inverse_sqrt",
+            ),
+            (train, "lr_patience", train.lr_schedule == "plateau", "lr_schedule: plateau"),
+            (train, "lr_factor", train.lr_schedule == "plateau", "lr_schedule: plateau"),
+            (data, "spm_vocab_size", spm, "spm tokens on a side"),
+        ]
+        return [
+            f"{_key(section, name)} = {getattr(section, name)!r} has no effect without {needs}"
+            for section, name, read, needs in rules
+            if not read and getattr(section, name) != getattr(type(section)(), name)
+        ]
 
     @classmethod
     def from_dict(cls, raw: Any) -> Config:

@@ -16,6 +16,10 @@ class CharTokenizer:
     def tokenize(self, text: str) -> list[str]:
         return list(text)
 
+    def is_token(self, token: str) -> bool:
+        """Whether `tokenize` can produce `token`: one character."""
+        return len(token) == 1
+
     def detokenize(self, tokens: list[str]) -> str:
         return "".join(tokens)
 
@@ -27,6 +31,10 @@ class WordTokenizer:
 
     def tokenize(self, text: str) -> list[str]:
         return text.split()
+
+    def is_token(self, token: str) -> bool:
+        """Whether `tokenize` can produce `token`: a word, without whitespace."""
+        return token.split() == [token]
 
     def detokenize(self, tokens: list[str]) -> str:
         return " ".join(tokens)
@@ -81,6 +89,10 @@ class SentencePieceTokenizer:
 
     def tokenize(self, text: str) -> list[str]:
         return self.processor.encode(text, out_type=str)
+
+    def is_token(self, token: str) -> bool:
+        """Whether `tokenize` can produce `token`: a piece of the model (not its unknown)."""
+        return self.processor.piece_to_id(token) != self.processor.unk_id()
 
     def detokenize(self, tokens: list[str]) -> str:
         return self.processor.decode(tokens)

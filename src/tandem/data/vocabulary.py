@@ -38,6 +38,12 @@ class Vocabulary:
         self.kind = kind
         self.spm_model = spm_model
         self.tokenizer = make_tokenizer(kind, spm_model)
+        for token in self.tokens:
+            if not isinstance(token, str):
+                raise ValueError(f"tokens must be strings, got {token!r}")
+            if not self.tokenizer.is_token(token):
+                what = "a piece of its SentencePiece model" if kind == "spm" else f"a {kind} token"
+                raise ValueError(f"token {token!r} is not {what}")
         self.itos = list(RESERVED) + self.tokens
         self.stoi = {token: index for index, token in enumerate(self.itos)}
         if len(self.stoi) != len(self.itos):

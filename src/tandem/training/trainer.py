@@ -12,7 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tandem.config import Config
+from tandem.config import Config, ConfigError
 from tandem.data.batching import EncodedPairs, encode_pairs, encode_sources
 from tandem.data.reading import group_references
 from tandem.data.vocabulary import Vocabulary
@@ -205,6 +205,9 @@ def _train(
             output_dir, config, train_data
         )
     else:
+        ignored = config.ignored_settings()
+        if ignored:
+            raise ConfigError("; ".join(ignored))
         output_dir = start_fresh_run(output_dir, overwrite)
         # Vocabularies first: subword lengths are only known once SentencePiece is trained.
         source_vocab = Vocabulary.build(
@@ -313,6 +316,11 @@ def _train(
         print(
             f"training on {n_train} pairs, validating on {n_validation}; "
             f"{dims.num_encoder_tokens} source and {dims.num_decoder_tokens} target tokens"
+            + (
+                f"; left out {len(pairs) - len(kept)} pairs over the length limits"
+                if len(kept) < len(pairs)
+                else ""
+            )
             + (f"; resuming after epoch {initial_epoch}" if checkpoint else ""),
             file=sys.stderr,
         )
