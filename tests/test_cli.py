@@ -419,6 +419,18 @@ def test_out_of_memory_is_one_line_with_what_to_do(
     assert err.startswith("tandem: error: out of memory") and "--max-source-length" in err
 
 
+def test_out_of_memory_while_decoding_names_the_search_options(tiny_model_dir, capsys, monkeypatch):
+    from tandem.translator import Translator
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(Translator, "translate_stream", exhausted)
+    code, _, err = run(capsys, "translate", str(tiny_model_dir), "Go.", "--beam", "200")
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith("tandem: error: out of memory; a search holds --batch-size sources")
+
+
 def test_other_runtime_errors_are_not_called_out_of_memory(tmp_path, capsys, tiny_tsv, monkeypatch):
     import tandem.training
 

@@ -662,10 +662,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     Run as a program (no `argv`), it first re-runs itself with the allocator settings of
     `tandem.allocator`, which glibc reads only when a process starts.
     """
+    command = None
     try:
         if argv is None and sys.executable:
             relaunch([sys.executable, "-m", "tandem", *sys.argv[1:]])
         args = parse_args(build_parser(), list(sys.argv[1:] if argv is None else argv))
+        command = args.command
         _check_backend(os.environ.get("KERAS_BACKEND", "jax"))
         with _one_line_warnings():
             compile_cache.enable()
@@ -692,7 +694,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (MemoryError, RuntimeError) as exc:
         if not _out_of_memory(exc):
             raise
-        print(f"tandem: error: {OUT_OF_MEMORY}", file=sys.stderr)
+        decoding = command in ("translate", "evaluate")
+        print(
+            f"tandem: error: {OUT_OF_MEMORY_DECODING if decoding else OUT_OF_MEMORY}",
+            file=sys.stderr,
+        )
         return 1
 
 
@@ -757,6 +763,11 @@ def _one_line_warnings():
 OUT_OF_MEMORY = (
     "out of memory; the longest sentences set the width of their batches: limit them with "
     "--max-source-length and --max-target-length, or lower --batch-size"
+)
+# translate and evaluate: a search holds batch x beam hypotheses of up to max_length tokens.
+OUT_OF_MEMORY_DECODING = (
+    "out of memory; a search holds --batch-size sources x --beam hypotheses of up to "
+    "--max-length tokens: lower one of them"
 )
 
 
