@@ -483,11 +483,17 @@ def test_contradictory_decoding_options_are_refused(tiny_model_dir, capsys, flag
     assert code == 2 and out == "" and message in err and err.count("\n") == 1
 
 
-def test_a_truncated_source_is_a_one_line_warning(tiny_model_dir, capsys):
+def test_a_truncated_source_is_a_one_line_warning(tiny_model_dir, capsys, tmp_path):
     code, out, err = run(capsys, "translate", str(tiny_model_dir), "Go.", "Go." * 30)
     assert code == 0 and len(out.splitlines()) == 2
-    assert err.startswith("tandem: warning: text 2: source of 90 tokens is longer")
+    assert err.startswith("tandem: warning: argument 2: source of 90 tokens is longer")
     assert err.count("\n") == 1
+    # From a file or stdin, by file and line, as --overlong error names them.
+    lines = tmp_path / "in.txt"
+    lines.write_text("Go.\n" + "Hi." * 30 + "\n", encoding="utf-8")
+    code, out, err = run(capsys, "translate", str(tiny_model_dir), "-i", str(lines))
+    assert code == 0 and len(out.splitlines()) == 2
+    assert err.startswith(f"tandem: warning: {lines}:2: source of 90 tokens is longer")
 
 
 def test_an_overlong_source_in_a_file_is_named_by_file_and_line(tiny_model_dir, tmp_path, capsys):
@@ -520,7 +526,7 @@ def test_warnings_are_written_above_the_progress_bar(tiny_model_dir, tmp_path, c
     # The bar redraws itself after "\r"; the warning is a line of its own, not inside one.
     segments = [part for chunk in err.split("\n") for part in chunk.split("\r")]
     assert "translating" in err
-    warning = f"tandem: warning: text {WINDOW_BATCHES + 1}: source of 90 tokens"
+    warning = f"tandem: warning: {data}:{WINDOW_BATCHES + 1}: source of 90 tokens"
     assert any(part.startswith(warning) for part in segments)
 
 

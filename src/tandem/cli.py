@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import contextvars
 import dataclasses
 import json
 import os
@@ -32,7 +33,7 @@ from tandem.config import (
     ModelConfig,
     TrainConfig,
 )
-from tandem.errors import DataError, OverlongSourceError, TandemError
+from tandem.errors import DataError, OverlongSourceError, OverlongSourceWarning, TandemError
 
 DATA, MODEL, TRAIN, DECODE = DataConfig(), ModelConfig(), TrainConfig(), DecodeConfig()
 
@@ -216,6 +217,11 @@ def cmd_translate(args: argparse.Namespace) -> int:
         raise TandemError("give texts as arguments or a file with --input, not both")
     translator = Translator.from_dir(args.model_dir)
     lines = None if args.text else ReadAhead(text for _, text in read_lines(args.input or "-"))
+    # Warnings about a text name it as errors do: its argument, or its file and line.
+    source = args.input or "<stdin>"
+    place = _TEXT_PLACE.set(
+        (lambda n: f"argument {n}") if args.text else (lambda n: f"{source}:{n}")
+    )
     texts = iter(args.text) if lines is None else iter(lines)
     show = sys.stderr.isatty() if args.progress == "auto" else args.progress == "on"
     # Counts lines translated (written out), not lines read ahead.
@@ -231,7 +237,9 @@ def cmd_translate(args: argparse.Namespace) -> int:
     except OverlongSourceError as exc:  # named by argument, or by file (or stdin) and line
         if args.text:
             raise TandemError(f"argument {exc.number}: {exc.message}") from None
-        raise DataError(args.input or "<stdin>", exc.message, exc.number) from None
+        raise DataError(source, exc.message, exc.number) from None
+    finally:
+        _TEXT_PLACE.reset(place)
     return 0
 
 
@@ -742,6 +750,10 @@ def _drop_unwritten_output() -> None:
         os.dup2(devnull, sys.stdout.fileno())
 
 
+# How translate names a text in warnings (its argument, or its file and line); None elsewhere.
+_TEXT_PLACE: contextvars.ContextVar = contextvars.ContextVar("text_place", default=None)
+
+
 @contextlib.contextmanager
 def _one_line_warnings():
     """Warnings (a truncated overlong source, say) as `tandem: warning: ...`, one line each,
@@ -751,6 +763,9 @@ def _one_line_warnings():
     previous = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
+        place = _TEXT_PLACE.get()
+        if isinstance(message, OverlongSourceWarning) and message.number and place:
+            message = f"{place(message.number)}: {message.detail}"
         tqdm.write(f"tandem: warning: {message}", file=sys.stderr if file is None else file)
 
     warnings.showwarning = show

@@ -46,4 +46,15 @@ class OverlongSourceError(TandemError):
 
 
 class OverlongSourceWarning(UserWarning):
-    """A source longer than any the model saw in training was truncated (`overlong="truncate"`)."""
+    """A source longer than any the model saw in training was truncated (`overlong="truncate"`).
+
+    Args:
+        message: what happened.
+        number: when it is about one text, that text's 1-based position among the texts
+            translated (as in `OverlongSourceError`); the warning then reads "text N: ...".
+    """
+
+    def __init__(self, message: str, number: int | None = None):
+        self.number = number
+        self.detail = message
+        super().__init__(message if number is None else f"text {number}: {message}")

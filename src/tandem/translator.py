@@ -220,9 +220,7 @@ class Translator:
                 )
                 if overlong == "error":
                     raise OverlongSourceError(number, message)
-                warnings.warn(
-                    f"text {number}: {message} (truncated)", OverlongSourceWarning, stacklevel=5
-                )
+                warnings.warn(OverlongSourceWarning(f"{message} (truncated)", number), stacklevel=5)
 
     def _decoder(self, decode: DecodeConfig, max_length: int):
         """The compiled search for one decoding setting, built once and cached."""
