@@ -88,7 +88,7 @@ def test_damaged_sentencepiece_model_is_reported(tmp_path):
         ("char", "ab", "token 'ab' is not a char token"),
         ("word", "two words", "token 'two words' is not a word token"),
         ("word", "", "token '' is not a word token"),
-        ("spm", "zebra", "token 'zebra' is not a piece of its SentencePiece model"),
+        ("spm", "", "token '' is not a spm token"),
     ],
 )
 def test_a_hand_edited_token_is_refused_when_loaded(tmp_path, kind, token, message):

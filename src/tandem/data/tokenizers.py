@@ -91,8 +91,9 @@ class SentencePieceTokenizer:
         return self.processor.encode(text, out_type=str)
 
     def is_token(self, token: str) -> bool:
-        """Whether `tokenize` can produce `token`: a piece of the model (not its unknown)."""
-        return self.processor.piece_to_id(token) != self.processor.unk_id()
+        """Whether `tokenize` can produce `token`: any non-empty string (a character the model
+        never saw, in a sentence too long for SentencePiece's training, comes out as itself)."""
+        return token != ""
 
     def detokenize(self, tokens: list[str]) -> str:
         return self.processor.decode(tokens)

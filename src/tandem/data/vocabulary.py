@@ -42,8 +42,7 @@ class Vocabulary:
             if not isinstance(token, str):
                 raise ValueError(f"tokens must be strings, got {token!r}")
             if not self.tokenizer.is_token(token):
-                what = "a piece of its SentencePiece model" if kind == "spm" else f"a {kind} token"
-                raise ValueError(f"token {token!r} is not {what}")
+                raise ValueError(f"token {token!r} is not a {kind} token")
         self.itos = list(RESERVED) + self.tokens
         self.stoi = {token: index for index, token in enumerate(self.itos)}
         if len(self.stoi) != len(self.itos):
