@@ -556,6 +556,18 @@ def test_translate_takes_options_and_texts_in_any_order(tiny_model_dir, capsys):
     assert err.endswith("error: the following arguments are required: model_dir\n")  # no text
 
 
+def test_translate_takes_every_text_after_the_first_double_dash(tiny_model_dir, capsys):
+    # A `--` after the first is a text like any other: one output line each, in order.
+    model = str(tiny_model_dir)
+    code, out, err = run(capsys, "translate", model, "--format", "json", "--", "a", "--", "-b",
+                         "--", "--beam")  # fmt: skip
+    assert code == 0, err
+    sources = [json.loads(line)["source"] for line in out.splitlines()]
+    assert sources == ["a", "--", "-b", "--", "--beam"]
+    code, out, _ = run(capsys, "translate", "--format", "json", "--", model, "--")
+    assert code == 0 and [json.loads(line)["source"] for line in out.splitlines()] == ["--"]
+
+
 def test_the_progress_bar_counts_lines_translated(tiny_model_dir, tmp_path, capsys):
     # The first window is translated and written; the overlong line in the second stops the
     # run, after the whole file has been read.

@@ -398,6 +398,9 @@ def add_decode_arguments(parser: argparse.ArgumentParser, nbest: bool = True) ->
     )
 
 
+_DASHES = "\0--"  # stands for a literal `--` among translate's texts while argparse parses
+
+
 def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
     """`parser.parse_args`, except that translate's texts and options may come in any order.
 
@@ -406,7 +409,15 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Nam
     texts; parsed intermixed, options and texts mix as they do in other commands.
     """
     if argv[:1] == ["translate"]:
-        args = parser.subcommands["translate"].parse_intermixed_args(argv[1:])
+        rest = argv[1:]
+        if "--" in rest:
+            # Everything after the first `--` is a text, `--` included; argparse would drop
+            # every later `--` and so misalign the outputs. A command line never holds NUL.
+            end = rest.index("--") + 1
+            rest = rest[:end] + [_DASHES if arg == "--" else arg for arg in rest[end:]]
+        args = parser.subcommands["translate"].parse_intermixed_args(rest)
+        args.model_dir = "--" if args.model_dir == _DASHES else args.model_dir
+        args.text = ["--" if text == _DASHES else text for text in args.text]
         args.command = "translate"
     else:
         args = parser.parse_args(argv)
