@@ -117,7 +117,30 @@ def test_a_transformer_from_a_config_file_widens_its_embeddings_with_latent_dim(
         (["go\tva"], Config(), None, TypeError, r"pairs\[0\] must be a \(source, target\) pair"),
         ([("go", None)], Config(), None, TypeError, r"pairs\[0\]: the target must be a string"),
         ([("go", "va"), (" ", "un")], Config(), None, TandemError, r"pairs\[1\]: empty source"),
-    ],
+        # What no line of a file can hold: a target's line break would make two output lines.
+        (
+            [("go", "va\nun")],
+            Config(),
+            None,
+            TandemError,
+            r"pairs\[0\]: the target sentence holds a line break \('\\n'\) at character 3",
+        ),
+        (
+            [("go", "va"), ("a\rb", "c")],
+            Config(),
+            None,
+            TandemError,
+            r"pairs\[1\]: the source sentence holds a carriage return",
+        ),
+        ([("g\0o", "va")], Config(), None, TandemError, r"source sentence holds a NUL"),
+        (
+            [("go", "v\ud800a")],
+            Config(),
+            None,
+            TandemError,
+            r"target sentence holds a lone surrogate \('\\ud800'\) at character 2",
+        ),
+    ],  # fmt: skip
 )
 def test_train_checks_its_arguments_before_writing_anything(
     tmp_path, pairs, config, devices, error, message
@@ -126,6 +149,25 @@ def test_train_checks_its_arguments_before_writing_anything(
 
     with pytest.raises(error, match=message):
         train(pairs, config, tmp_path / "m", verbose=0, devices=devices)
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize(
+    "options, error, message",
+    [
+        (
+            {"callbacks": [1]},
+            TypeError,
+            r"callbacks\[0\] must be a keras.callbacks.Callback, got 1",
+        ),
+        ({"resume": True, "overwrite": True}, TandemError, "overwrite replaces it: choose one"),
+    ],
+)
+def test_train_checks_its_options_before_writing_anything(tmp_path, options, error, message):
+    from tandem.training import train
+
+    with pytest.raises(error, match=message):
+        train(PAIRS, Config(), tmp_path / "m", verbose=0, **options)
     assert not (tmp_path / "m").exists()
 
 

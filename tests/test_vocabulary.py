@@ -89,6 +89,11 @@ def test_damaged_sentencepiece_model_is_reported(tmp_path):
         ("word", "two words", "token 'two words' is not a word token"),
         ("word", "", "token '' is not a word token"),
         ("spm", "", "token '' is not a spm token"),
+        # No line of text holds these, so no tokenizer produces them from a file.
+        ("char", "\n", "token '\\n' holds a line break ('\\n') at character 1"),
+        ("char", "\0", "token '\\x00' holds a NUL ('\\x00') at character 1"),
+        ("word", "a\ud800", "token 'a\\ud800' holds a lone surrogate ('\\ud800') at character 2"),
+        ("spm", "x\r", "token 'x\\r' holds a carriage return ('\\r') at character 2"),
     ],
 )
 def test_a_hand_edited_token_is_refused_when_loaded(tmp_path, kind, token, message):

@@ -37,6 +37,22 @@ class ParallelData:
     path: str
 
 
+def text_problem(text: str) -> str | None:
+    """What keeps `text` from being one sentence of a line of UTF-8 text, or None.
+
+    Files never yield such text (lines end at line breaks; NUL, a lone carriage return and
+    invalid UTF-8 are refused as they are read); sentences from Python are checked with this.
+    """
+    for character, name in (("\n", "line break"), ("\r", "carriage return"), ("\0", "NUL")):
+        if character in text:
+            return f"a {name} ({character!r}) at character {text.index(character) + 1}"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate, which no UTF-8 file can hold
+        return f"a lone surrogate ({text[exc.start]!r}) at character {exc.start + 1}"
+    return None
+
+
 def read_pairs(
     path: str | Path,
     target_path: str | Path | None = None,

@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from tandem.data.reading import text_problem
 from tandem.data.tokenizers import SentencePieceTokenizer, make_tokenizer
 from tandem.errors import ModelDirError
 
@@ -43,6 +44,9 @@ class Vocabulary:
                 raise ValueError(f"tokens must be strings, got {token!r}")
             if not self.tokenizer.is_token(token):
                 raise ValueError(f"token {token!r} is not a {kind} token")
+            problem = text_problem(token)
+            if problem:  # no line of text holds it, so no sentence can: a damaged file
+                raise ValueError(f"token {token!r} holds {problem}")
         self.itos = list(RESERVED) + self.tokens
         self.stoi = {token: index for index, token in enumerate(self.itos)}
         if len(self.stoi) != len(self.itos):

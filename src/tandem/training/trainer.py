@@ -14,7 +14,7 @@ import numpy as np
 
 from tandem.config import Config, ConfigError
 from tandem.data.batching import EncodedPairs, encode_pairs, encode_sources
-from tandem.data.reading import group_references
+from tandem.data.reading import group_references, text_problem
 from tandem.data.vocabulary import Vocabulary
 from tandem.errors import TandemError
 from tandem.model_dir import (
@@ -152,14 +152,18 @@ def train(
         >>> train(pairs, Config(), "models/fra")  # doctest: +SKIP
         >>> train(pairs, Config(), "models/fra", resume=True)  # after a kill  # doctest: +SKIP
     """
-    _check_arguments(pairs, config)
+    _check_arguments(pairs, config, callbacks)
+    if resume and overwrite:
+        raise TandemError(
+            "resume continues the run in output_dir, overwrite replaces it: choose one"
+        )
     with data_parallel(devices, config.train.batch_size) as replicas:
         return _train(
             pairs, config, Path(output_dir), resume, overwrite, verbose, callbacks, replicas
         )
 
 
-def _check_arguments(pairs, config) -> None:
+def _check_arguments(pairs, config, callbacks) -> None:
     """What `read_pairs` and the CLI's parsing guarantee, checked for API callers before
     anything is written."""
     if keras.backend.backend() == "numpy":
@@ -173,6 +177,11 @@ def _check_arguments(pairs, config) -> None:
             f"config must be a tandem.config.Config, got {type(config).__name__} "
             "(Config.from_dict builds one from dicts)"
         )
+    for index, callback in enumerate(callbacks):
+        if not isinstance(callback, keras.callbacks.Callback):
+            raise TypeError(
+                f"callbacks[{index}] must be a keras.callbacks.Callback, got {callback!r}"
+            )
     if isinstance(pairs, str | bytes):
         raise TypeError("pairs must be a sequence of (source, target) pairs, not one string")
     if not pairs:
@@ -185,6 +194,9 @@ def _check_arguments(pairs, config) -> None:
                 raise TypeError(f"pairs[{index}]: the {side} must be a string, got {text!r}")
             if not text.strip():
                 raise TandemError(f"pairs[{index}]: empty {side} sentence")
+            problem = text_problem(text)
+            if problem:  # a target's line break would come out as two lines of translation
+                raise TandemError(f"pairs[{index}]: the {side} sentence holds {problem}")
 
 
 def _train(
