@@ -196,3 +196,14 @@ def test_samples_do_not_repeat_from_one_window_to_the_next(translator):
     texts = ["Hello!"] * (2 * WINDOW_BATCHES)
     samples = translator.translate(texts, strategy="sample", seed=1, batch_size=1)
     assert samples[:WINDOW_BATCHES] != samples[WINDOW_BATCHES:]
+
+
+def test_a_batch_size_beyond_the_texts_decodes_only_rows_that_hold_them(translator):
+    # A billion-row batch would not fit in memory: the texts get the power of two that holds
+    # them (at least the default batch size), and translate as they do in smaller batches.
+    texts = ["Go.", "Hello!", "Wait!"]
+    expected = translator.translate(texts, batch_size=2)
+    assert translator.translate(texts, batch_size=10**9) == expected
+    assert translator.translate(texts * 30, batch_size=10**9) == expected * 30
+    rows = {key[1] for key in translator._compiled if key[0] == "greedy"}
+    assert {64, 128} <= rows and 10**9 not in rows

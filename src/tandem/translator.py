@@ -158,6 +158,12 @@ class Translator:
         (in warnings) from `first_text`."""
         source_ids, lengths = encode_sources(texts, self.source_vocab, self.max_source_length)
         self._check_lengths(texts, lengths, decode.overlong, first_text)
+        # A window smaller than one batch (the last, or an interactive one) is decoded in a
+        # batch of the power of two that holds it, so that a huge batch size does not
+        # allocate and compute rows that hold nothing; a few shapes are compiled at most.
+        if len(texts) < decode.batch_size:
+            rows = max(DecodeConfig().batch_size, 1 << (len(texts) - 1).bit_length())
+            decode = dataclasses.replace(decode, batch_size=min(decode.batch_size, rows))
         order = np.argsort(-np.asarray(lengths), kind="stable")
         batches = []
         for start in range(0, len(texts), decode.batch_size):
