@@ -106,6 +106,20 @@ def test_unknown_section_is_an_error():
             "decode.temperature must be a finite number > 0",
         ),
         (lambda: DecodeConfig(seed=2**32), r"decode.seed must be an integer in \[0, 2\*\*32 - 1\]"),
+        # Another strategy's settings would be silently unused.
+        (
+            lambda: DecodeConfig(beam_size=10, alpha=0.6),
+            "decode.beam_size, decode.alpha: for the beam strategy only, and the strategy is "
+            "greedy",
+        ),
+        (
+            lambda: DecodeConfig(strategy="beam", seed=3),
+            "decode.seed: for the sample strategy only, and the strategy is beam",
+        ),
+        (
+            lambda: DecodeConfig(strategy="sample", alpha=1.0),
+            "decode.alpha: for the beam strategy only",
+        ),
     ],
 )
 def test_invalid_values_are_named(make, message):

@@ -218,6 +218,15 @@ class DecodeConfig:
         if not _is_number(self.alpha, low=0.0, closed_low=True):
             raise ConfigError(f"decode.alpha must be a finite number >= 0, got {self.alpha!r}")
         _check_seed(self)
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for strategy, names in STRATEGY_SETTINGS.items():
+            changed = [n for n in names if getattr(self, n) != defaults[n]]
+            if changed and strategy != self.strategy:
+                # Silently unused, they would decode otherwise than the caller asked.
+                raise ConfigError(
+                    f"{', '.join(f'decode.{n}' for n in changed)}: for the {strategy} strategy "
+                    f"only, and the strategy is {self.strategy}"
+                )
 
     def in_use(self) -> dict:
         """The settings its strategy reads (a greedy search has no beam size or seed)."""
