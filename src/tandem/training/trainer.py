@@ -78,7 +78,7 @@ class TrainResult:
 
 
 class TrainingInterrupted(TandemError):
-    """Ctrl-C during training; the last checkpoint is kept for `--resume`.
+    """Ctrl-C during training; the last checkpoint is kept for `train(..., resume=True)`.
 
     Attributes:
         what: what happened and what was kept, without the advice on resuming.
@@ -441,7 +441,7 @@ def _interrupted(
     return TrainingInterrupted(
         f"interrupted {when}; kept the checkpoint of epoch {kept.epoch} in "
         f"{checkpoint_root(output_dir) / LAST}",
-        "run the same command with --resume to continue",
+        "call train again with resume=True to continue",
         resumable=True,
     )
 
