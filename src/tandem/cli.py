@@ -387,7 +387,12 @@ def add_decode_arguments(parser: argparse.ArgumentParser, nbest: bool = True) ->
         "--temperature", type=float, help=f"sampling temperature (default: {DECODE.temperature})"
     )
     group.add_argument("--top-k", type=int, help="sample among the k most probable tokens")
-    group.add_argument("--seed", type=int, help=f"sampling seed (default: {DECODE.seed})")
+    group.add_argument(
+        "--seed",
+        type=int,
+        help=f"sampling seed: the same seed, input and --batch-size draw the same samples "
+        f"(default: {DECODE.seed})",
+    )
     group.add_argument(
         "--batch-size", type=int, help=f"sentences decoded together (default: {DECODE.batch_size})"
     )
