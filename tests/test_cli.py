@@ -140,7 +140,7 @@ def test_missing_files_and_bad_options(tmp_path, capsys, tiny_model_dir):
     code, _, err = run(capsys, "translate", str(tmp_path / "nomodel"), "Go.")
     assert code == 2 and "no such model directory" in err
     code, _, err = run(capsys, "train", str(tmp_path), "-o", str(tmp_path / "m"), "--epochs", "0")
-    assert code == 2 and "train.epochs must be a positive integer" in err
+    assert code == 2 and "--epochs must be a positive integer" in err
     code, _, err = run(capsys, "translate", str(tiny_model_dir), "Go." * 30, "--overlong", "error")
     assert code == 2 and "longer than the model's maximum" in err
 
@@ -306,47 +306,47 @@ def test_train_model_flags_reach_the_model(tmp_path, capsys, tiny_tsv, flags, ex
 
 def test_input_feeding_without_attention_is_refused(tmp_path, capsys, tiny_tsv):
     code, _, err = run(capsys, "train", str(tiny_tsv), "-o", str(tmp_path / "m"), "--input-feeding")
-    assert code == 2 and "input_feeding needs attention" in err
+    assert code == 2 and "--input-feeding needs attention" in err
 
 
 def test_rnn_settings_on_a_transformer_are_refused(tmp_path, capsys, tiny_tsv):
     model = str(tmp_path / "m")
     code, _, err = run(capsys, "train", str(tiny_tsv), "-o", model, "--family", "transformer",
                        "--attention", "dot")  # fmt: skip
-    assert code == 2 and "model.attention = 'dot' applies to the rnn family only" in err
+    assert code == 2 and "--attention dot applies to the rnn family only" in err
     assert err.count("\n") == 1 and not (tmp_path / "m").exists()
 
 
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--heads", "2"], "model.heads = 2 has no effect without the transformer family"),
-        (["--ff-dim", "16"], "model.ff_dim = 16 has no effect without the transformer family"),
+        (["--heads", "2"], "--heads 2 has no effect without the transformer family"),
+        (["--ff-dim", "16"], "--ff-dim 16 has no effect without the transformer family"),
         (
             ["--inputs", "one_hot", "--embedding-dim", "4"],
-            "model.embedding_dim = 4 has no effect without inputs: embedding",
+            "--embedding-dim 4 has no effect without inputs: embedding",
         ),  # fmt: skip
         (
             ["--warmup-steps", "5"],
-            "train.warmup_steps = 5 has no effect without lr_schedule: inverse_sqrt",
+            "--warmup-steps 5 has no effect without lr_schedule: inverse_sqrt",
         ),  # fmt: skip
         (
             ["--adam-beta-2", "0.9"],
-            "train.adam_beta_2 = 0.9 has no effect without optimizer: adam",
+            "--adam-beta-2 0.9 has no effect without optimizer: adam",
         ),  # fmt: skip
         (
             ["--lr-patience", "2"],
-            "train.lr_patience = 2 has no effect without lr_schedule: plateau",
+            "--lr-patience 2 has no effect without lr_schedule: plateau",
         ),  # fmt: skip
         (
             ["--lr-factor", "0.3"],
-            "train.lr_factor = 0.3 has no effect without lr_schedule: plateau",
+            "--lr-factor 0.3 has no effect without lr_schedule: plateau",
         ),  # fmt: skip
         (
             ["--spm-vocab-size", "100"],
-            "data.spm_vocab_size = 100 has no effect without spm tokens on a side",
+            "--spm-vocab-size 100 has no effect without spm tokens on a side",
         ),  # fmt: skip
-        (["--layers", "100000"], "model.num_layers must be at most 256, got 100000"),
+        (["--layers", "100000"], "--layers must be at most 256, got 100000"),
     ],
 )
 def test_settings_that_would_change_nothing_are_refused(tmp_path, capsys, tiny_tsv, flags, message):
@@ -358,8 +358,8 @@ def test_settings_that_would_change_nothing_are_refused(tmp_path, capsys, tiny_t
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--max-length", "100000000"], "decode.max_length must be at most 10,000"),
-        (["--beam", "30000000"], "decode.beam_size must be at most 256"),
+        (["--max-length", "100000000"], "--max-length must be at most 10,000"),
+        (["--beam", "30000000"], "--beam must be at most 256"),
     ],
 )
 def test_searches_too_large_to_run_are_refused(tiny_model_dir, tiny_tsv, capsys, argv, message):
@@ -372,9 +372,9 @@ def test_searches_too_large_to_run_are_refused(tiny_model_dir, tiny_tsv, capsys,
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--embedding-dim", "0"], "model.embedding_dim must be a positive integer, got 0"),
-        (["--seed", "-1"], "train.seed must be an integer in [0, 2**32 - 1], got -1"),
-        (["--seed", str(2**32)], "train.seed must be an integer in [0, 2**32 - 1]"),
+        (["--embedding-dim", "0"], "--embedding-dim must be a positive integer, got 0"),
+        (["--seed", "-1"], "--seed must be an integer in [0, 2**32 - 1], got -1"),
+        (["--seed", str(2**32)], "--seed must be an integer in [0, 2**32 - 1]"),
     ],
 )
 def test_out_of_range_options_are_refused_before_anything_is_written(
@@ -440,6 +440,18 @@ def test_other_runtime_errors_are_not_called_out_of_memory(tmp_path, capsys, tin
     monkeypatch.setattr(tandem.training, "train", broken)
     with pytest.raises(RuntimeError, match="something else"):
         run(capsys, "train", str(tiny_tsv), "-o", str(tmp_path / "m"), "--epochs", "1")
+
+
+def test_errors_name_the_flags_given_and_the_keys_of_a_config_file(tmp_path, capsys, tiny_tsv):
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"model": {"heads": 2}}))
+    code, _, err = run(capsys, "train", str(tiny_tsv), "-o", str(tmp_path / "m"), "--config",
+                       str(config), "--ff-dim", "16", "--lr-factor", "0")  # fmt: skip
+    assert (code, err) == (2, "tandem: error: --lr-factor must be in (0, 1), got 0.0\n")
+    code, _, err = run(capsys, "train", str(tiny_tsv), "-o", str(tmp_path / "m"), "--config",
+                       str(config), "--ff-dim", "16")  # fmt: skip
+    assert code == 2 and err.startswith("tandem: error: model.heads = 2 has no effect"), err
+    assert "; --ff-dim 16 has no effect without the transformer family" in err
 
 
 def test_preset_seed_does_not_silently_replace_a_config_files_model(tmp_path, capsys, tiny_tsv):

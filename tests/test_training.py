@@ -174,7 +174,7 @@ def test_train_checks_its_options_before_writing_anything(tmp_path, options, err
 def test_bad_flag_value_is_one_line_and_exit_2(tmp_path, capsys):
     code = main(["train", str(tmp_path / "x.tsv"), "-o", str(tmp_path / "m"), "--lr-factor", "2"])
     err = capsys.readouterr().err
-    assert code == 2 and "train.lr_factor must be in (0, 1)" in err and err.count("\n") == 1
+    assert code == 2 and "--lr-factor must be in (0, 1)" in err and err.count("\n") == 1
 
 
 # -- label smoothing -------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import dataclasses
 import json
 import os
 import queue
+import re
 import shlex
 import signal
 import sys
@@ -28,6 +29,7 @@ from tandem.config import (
     OPTIMIZERS,
     OVERLONG,
     TOKEN_KINDS,
+    ConfigError,
     DataConfig,
     DecodeConfig,
     ModelConfig,
@@ -686,7 +688,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Run as a program (no `argv`), it first re-runs itself with the allocator settings of
     `tandem.allocator`, which glibc reads only when a process starts.
     """
-    command = None
+    command = args = None
     try:
         if argv is None and sys.executable:
             relaunch([sys.executable, "-m", "tandem", *sys.argv[1:]])
@@ -700,7 +702,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _exit_at_next_signal()
         return code
     except TandemError as exc:
-        print(f"tandem: error: {exc}", file=sys.stderr)
+        message = str(exc)
+        if isinstance(exc, ConfigError) and args is not None:
+            message = _as_flags(message, args)
+        print(f"tandem: error: {message}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         if argv is None:  # the program, about to exit (not a caller's process)
@@ -724,6 +729,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+# Config keys whose flag has another name.
+_FLAG_OF_KEY = {"num_layers": "--layers", "beam_size": "--beam", "mask_padding": "--no-masking"}
+
+
+def _as_flags(message: str, args: argparse.Namespace) -> str:
+    """A ConfigError's `section.key` names, written as the flags given on the command line
+    (a key that a --config file or a resumed run set keeps its name)."""
+    parser = build_parser().subcommands[args.command]
+
+    def name(match: re.Match) -> str:  # "model.heads = 2" -> "--heads 2"
+        flag = _FLAG_OF_KEY.get(match[2], "--" + match[2].replace("_", "-"))
+        given = [a.dest for a in parser._actions if flag in a.option_strings]
+        value = getattr(args, given[0], None) if given else None
+        if value is None or value is False:  # not on the command line (0 was)
+            return match[0]
+        return flag if match[3] is None else f"{flag} {match[3].strip(chr(39))}"
+
+    return re.sub(
+        r"\b(data|model|train|decode)\.([a-z0-9_]+)\b(?: = ('[^']*'|\S+))?", name, message
+    )
 
 
 # Keras's backends, each named after the package it imports.
