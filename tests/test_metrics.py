@@ -38,3 +38,19 @@ def test_error_rates_use_the_closest_reference():
     assert rates["wer"] == pytest.approx(100 * 2 / 3)
     # distances 0 (K AE T), 1 (D AA G), 1 (B ER D Z and B ER tie: the shorter, stricter one)
     assert rates["per"] == pytest.approx(100 * 2 / (3 + 3 + 2))
+
+
+@pytest.mark.parametrize("metric", [score, error_rates])
+@pytest.mark.parametrize(
+    "hypotheses, references, message",
+    [
+        # A flat list would be read as reference sets of single characters (chrF 62.5).
+        (["a b"], ["a b"], r"references\[0\] must be a list of strings .*got 'a b'"),
+        (["a b"], [["a b", 3]], r"references\[0\] must be a list of strings"),
+        ("a b", [["a b"]], "hypotheses must be a sequence, not one str"),
+        ([None], [["a b"]], r"hypotheses\[0\] must be a string, got None"),
+    ],
+)
+def test_misshapen_inputs_are_refused_not_scored(metric, hypotheses, references, message):
+    with pytest.raises(TypeError, match=message):
+        metric(hypotheses, references)

@@ -409,11 +409,20 @@ def test_averaging_window_can_be_chosen_after_training(tmp_path, capsys):
     assert "the mean of epoch 4" in capsys.readouterr().err
     for weights, four in zip(_saved_weights(tmp_path), snapshots[4], strict=True):
         np.testing.assert_array_equal(weights, four)
-    # Epoch 1's snapshot was pruned in training: a window of 5 averages what is left.
-    assert average_model_dir(tmp_path, 5) == (2, 3, 4)
-    assert average_model_dir(tmp_path, 10**18) == (2, 3, 4)  # at once, however large
-    # A window longer than the run is recorded as the whole run.
-    assert Config.load(tmp_path / "config.json").train.average_last == 4
+    # Epoch 1's snapshot was pruned in training: a window that needs it is refused (a mean
+    # of fewer epochs than asked, recorded as the number asked, would misdescribe the model).
+    for last in (5, 10**18):  # at once, however large
+        with pytest.raises(TandemError) as refused:
+            average_model_dir(tmp_path, last)
+        assert str(refused.value).endswith(
+            f"no weight snapshot of epoch 1 in {tmp_path / 'checkpoints' / 'epochs'}, so the "
+            f"last {last} epochs cannot be averaged; the snapshots kept allow at most 3"
+        )
+    assert Config.load(tmp_path / "config.json").train.average_last == 1
+    (tmp_path / "checkpoints" / "epochs" / "epoch-0003.npz").rename(tmp_path / "three.npz")
+    with pytest.raises(TandemError, match="of epoch 3 in .* allow at most 1$"):
+        average_model_dir(tmp_path, 3)
+    (tmp_path / "three.npz").rename(tmp_path / "checkpoints" / "epochs" / "epoch-0003.npz")
     average_model_dir(tmp_path, 3)
     for weights, before in zip(_saved_weights(tmp_path), trained, strict=True):
         np.testing.assert_allclose(weights, before, rtol=1e-5, atol=1e-7)

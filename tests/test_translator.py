@@ -46,6 +46,20 @@ def test_texts_must_be_strings(translator, texts):
         translator.translate(texts)
 
 
+def test_decoding_settings_must_be_a_decode_config(translator, tiny_tsv):
+    from tandem.errors import TandemError
+    from tandem.evaluation import evaluate
+
+    message = "decode must be a tandem.config.DecodeConfig, got dict"
+    with pytest.raises(TypeError, match=message):
+        translator.translate(["Go."], {"strategy": "beam"})
+    with pytest.raises(TypeError, match=message):
+        evaluate(translator, tiny_tsv, {"strategy": "beam"})
+    for count in ("3", 2.5, True):  # True would read one line, 2.5 three
+        with pytest.raises(TandemError, match="max_samples must be an integer of at least 1"):
+            evaluate(translator, tiny_tsv, max_samples=count)
+
+
 def test_overlong_input_is_truncated_with_a_warning_or_refused(translator):
     long_text = "Go." * 20
     with pytest.warns(UserWarning, match="longer than the model's maximum"):

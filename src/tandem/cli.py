@@ -698,7 +698,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _one_line_warnings():
             compile_cache.enable()
             code = args.run(args)
-        if code == 130 and argv is None:  # training was interrupted: on the way out
+        if code in (130, 143) and argv is None:  # training was interrupted: on the way out
             _exit_at_next_signal()
         return code
     except TandemError as exc:

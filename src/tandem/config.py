@@ -235,6 +235,18 @@ class DecodeConfig:
         return {name: getattr(self, name) for name in names}
 
 
+def decode_config(decode: DecodeConfig | None) -> DecodeConfig:
+    """`decode`, or the default settings for None; anything else is refused by name."""
+    if decode is None:
+        return DecodeConfig()
+    if not isinstance(decode, DecodeConfig):
+        raise TypeError(
+            f"decode must be a tandem.config.DecodeConfig, got {type(decode).__name__} "
+            "(DecodeConfig(**settings) builds one)"
+        )
+    return decode
+
+
 # The DecodeConfig settings that only one strategy reads.
 STRATEGY_SETTINGS = {
     "greedy": (),

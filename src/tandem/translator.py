@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from keras import ops
 
-from tandem.config import DecodeConfig
+from tandem.config import DecodeConfig, decode_config
 from tandem.data.batching import encode_sources
 from tandem.decoding import beam_search, compile_stateless, greedy_search, sample
 from tandem.errors import OverlongSourceError, OverlongSourceWarning
@@ -131,7 +131,7 @@ class Translator:
                 says no, the texts read so far are translated at once instead of waiting for
                 a full window.
         """
-        decode = dataclasses.replace(decode or DecodeConfig(), **options)
+        decode = dataclasses.replace(decode_config(decode), **options)
         if isinstance(texts, str | bytes):  # would otherwise translate each character alone
             kind = type(texts).__name__
             raise TypeError(f"texts must be an iterable of strings, not one {kind}: use [text]")

@@ -81,8 +81,8 @@ def read_pairs(
         DataError: bad data, located by file and, for a bad line, its 1-based number.
         TandemError: max_samples below 1, or multi_reference with target_path.
     """
-    if max_samples is not None and max_samples < 1:
-        raise TandemError(f"max_samples must be at least 1, got {max_samples}")
+    if max_samples is not None and (type(max_samples) is not int or max_samples < 1):
+        raise TandemError(f"max_samples must be an integer of at least 1, got {max_samples!r}")
     if multi_reference and target_path is not None:
         raise TandemError(
             "multiple references are read from the columns of one file, not with a target file"

@@ -8,6 +8,23 @@ from rapidfuzz.distance import Levenshtein
 from sacrebleu.metrics import BLEU, CHRF
 
 
+def _check_texts(hypotheses, references) -> None:
+    """Strings, and a sequence of strings per source: one string alone would be read as a
+    reference set of its characters."""
+    for name, value in (("hypotheses", hypotheses), ("references", references)):
+        if isinstance(value, str | bytes):
+            raise TypeError(f"{name} must be a sequence, not one {type(value).__name__}")
+    for index, hypothesis in enumerate(hypotheses):
+        if not isinstance(hypothesis, str):
+            raise TypeError(f"hypotheses[{index}] must be a string, got {hypothesis!r}")
+    for index, refs in enumerate(references):
+        if isinstance(refs, str | bytes) or not all(isinstance(ref, str) for ref in refs):
+            raise TypeError(
+                f"references[{index}] must be a list of strings (all the references of "
+                f"source {index + 1}), got {refs!r}"
+            )
+
+
 def score(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> dict:
     """Score translations against one or more references each.
 
@@ -23,6 +40,7 @@ def score(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> dic
         >>> round(score(["Va !"], [["Va !", "Bouge !"]])["chrf"], 1)
         100.0
     """
+    _check_texts(hypotheses, references)
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} reference sets")
     if not hypotheses:
@@ -62,7 +80,8 @@ def error_rates(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) 
         >>> error_rates(["K AE T"], [["K AE T", "K AH T"]])["wer"]
         0.0
     """
-    if len(hypotheses) != len(references) or not hypotheses:
+    _check_texts(hypotheses, references)
+    if len(hypotheses) != len(references) or not hypotheses or not all(references):
         raise ValueError("need one non-empty reference set per hypothesis")
     wrong = errors = length = 0
     for hypothesis, refs in zip(hypotheses, references, strict=True):

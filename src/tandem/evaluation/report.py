@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from tandem.config import DecodeConfig
+from tandem.config import DecodeConfig, decode_config
 from tandem.data.reading import group_references, read_pairs
 from tandem.errors import OverlongSourceWarning, TandemError
 from tandem.evaluation.metrics import error_rates, score
@@ -49,7 +49,7 @@ def evaluate(
             f"translator must be a tandem.Translator (Translator.from_dir(path)), got "
             f"{type(translator).__name__}"
         )
-    decode = decode or DecodeConfig()
+    decode = decode_config(decode)
     data = read_pairs(
         data_path,
         target_path,

@@ -99,6 +99,7 @@ class StopOnInterrupt(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
         self.requested = False
+        self.signum: int | None = None  # the signal that asked to stop
         self.previous: dict[int, object] = {}  # signal number -> the handler to put back
 
     def __enter__(self) -> StopOnInterrupt:
@@ -116,6 +117,7 @@ class StopOnInterrupt(keras.callbacks.Callback):
 
     def _request(self, signum, frame) -> None:
         self.requested = True
+        self.signum = signum
         self._restore()
 
     def _restore(self) -> None:

@@ -85,11 +85,13 @@ class TrainingInterrupted(TandemError):
         resumable: whether a checkpoint was kept to resume from.
     """
 
-    exit_code = 130
+    exit_code = 130  # 128 + SIGINT; a SIGTERM gives 143, as shells report it
 
-    def __init__(self, what: str, advice: str, resumable: bool):
+    def __init__(self, what: str, advice: str, resumable: bool, signum: int | None = None):
         super().__init__(f"{what}; {advice}")
         self.what, self.resumable = what, resumable
+        if signum is not None:
+            self.exit_code = 128 + signum
 
 
 class TrainingDiverged(TandemError):
@@ -349,7 +351,9 @@ def _train(
                 )
         except KeyboardInterrupt:
             checkpointer.draw_curve()
-            raise _interrupted(output_dir, checkpointer, initial_epoch) from None
+            raise _interrupted(
+                output_dir, checkpointer, initial_epoch, stop_on_interrupt.signum
+            ) from None
     if checkpointer.diverged is not None:
         raise _diverged(output_dir, checkpointer)
 
@@ -385,16 +389,17 @@ def average_model_dir(model_dir: str | Path, last: int) -> tuple[int, ...]:
 
     The kept epoch is the one training kept: the best with early stopping (`train.patience`),
     else the last. The window can be chosen after training (on a dev set, say) among the
-    epochs whose snapshots `train.average_last` kept in `checkpoints/epochs/`; epochs without
-    one are left out, as in training. The model and `train.average_last` in config.json are
+    epochs whose snapshots `train.average_last` kept in `checkpoints/epochs/`; a window with
+    an epoch that has none is refused (training, by contrast, leaves out the epochs from
+    before averaging was switched on). The model and `train.average_last` in config.json are
     rewritten atomically; the checkpoints and snapshots stay, so another window can follow.
 
     Returns:
         The epochs averaged, in order.
 
     Raises:
-        TandemError: `last` below 1, an unfinished or foreign directory, or no snapshot of any
-            epoch in the window.
+        TandemError: `last` below 1, an unfinished or foreign directory, or an epoch of the
+            window without a snapshot.
     """
     if last < 1:
         raise TandemError(f"the number of epochs to average must be at least 1, got {last}")
@@ -405,14 +410,26 @@ def average_model_dir(model_dir: str | Path, last: int) -> tuple[int, ...]:
     kept = kept or find_checkpoint(loaded.path, LAST)
     if kept is None:
         raise TandemError(f"{loaded.path}: no checkpoint says which epoch training kept")
-    averaged = average_snapshots(loaded.model.fit_model, loaded.path, kept.epoch, last)
-    if not averaged:
-        first = max(kept.epoch - last + 1, 1)
+    first = max(kept.epoch - last + 1, 1)
+    window = range(first, kept.epoch + 1)
+    missing = [e for e in window if not snapshot_path(loaded.path, e).exists()]
+    folder = snapshot_path(loaded.path, kept.epoch).parent
+    if len(missing) == len(window):
         raise TandemError(
-            f"{loaded.path}: no weight snapshot of epochs {first}-{kept.epoch} in "
-            f"{snapshot_path(loaded.path, kept.epoch).parent} (train with --average-last to "
-            "keep them)"
+            f"{loaded.path}: no weight snapshot of epochs {first}-{kept.epoch} in {folder} "
+            "(train with --average-last to keep them)"
         )
+    if missing:
+        # Asked for after training, a mean of fewer epochs than asked is refused, not made.
+        kept_run = next(n for n in range(1, len(window) + 1) if kept.epoch - n + 1 in missing) - 1
+        raise TandemError(
+            f"{loaded.path}: no weight snapshot of epoch{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(map(str, missing))} in {folder}, so the last {last} epochs cannot be "
+            f"averaged; the snapshots kept allow at most {kept_run}"
+            if kept_run
+            else f"{loaded.path}: no weight snapshot of epoch {kept.epoch}, the kept one, in {folder}"
+        )
+    averaged = average_snapshots(loaded.model.fit_model, loaded.path, kept.epoch, last)
     # A window reaching back before epoch 1 is all the epochs: recorded as such.
     config = loaded.config.replace("train", average_last=min(last, kept.epoch))
     save_model_dir(
@@ -427,7 +444,7 @@ def average_model_dir(model_dir: str | Path, last: int) -> tuple[int, ...]:
 
 
 def _interrupted(
-    output_dir: Path, checkpointer: Checkpointer, initial_epoch: int
+    output_dir: Path, checkpointer: Checkpointer, initial_epoch: int, signum: int | None
 ) -> TrainingInterrupted:
     epoch = getattr(checkpointer, "epoch", initial_epoch) + 1
     kept = find_checkpoint(output_dir, LAST)
@@ -436,6 +453,7 @@ def _interrupted(
             f"interrupted in epoch {epoch}, before the first checkpoint",
             "nothing to resume, train again to start over",
             resumable=False,
+            signum=signum,
         )
     when = f"after epoch {kept.epoch}" if kept.epoch >= epoch else f"in epoch {epoch}"
     return TrainingInterrupted(
@@ -443,6 +461,7 @@ def _interrupted(
         f"{checkpoint_root(output_dir) / LAST}",
         "call train again with resume=True to continue",
         resumable=True,
+        signum=signum,
     )
 
 
