@@ -216,6 +216,32 @@ def test_empty_zip_member(tmp_path):
 # --- skipping and limits ------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "compress, kind",
+    [
+        (__import__("gzip").compress, "gzip"),
+        (__import__("bz2").compress, "bzip2"),
+        (__import__("lzma").compress, "xz"),
+    ],
+)
+def test_a_compressed_file_is_named_as_such_and_never_skipped(tmp_path, compress, kind):
+    data = compress(b"Go.\tVa !\nHi.\tSalut !\n")
+    message = f"{kind}-compressed: decompress it first"
+    path = write(tmp_path / "pairs.tsv.x", data)
+    expect_error(path, message, None)
+    expect_error(path, message, None, skip_bad_lines=True)
+    sources = write(tmp_path / "sources.txt", b"Go.\nHi.\n")
+    with pytest.raises(DataError, match=f"^{path}: {message}"):
+        read_pairs(sources, path)
+    with pytest.raises(DataError, match=f"^{path}: {message}"):
+        list(read_lines(path))
+
+
+def test_text_that_begins_like_bzip2_is_text(tmp_path):
+    path = write(tmp_path / "pairs.tsv", b"BZh9\tBZh9 !\n")
+    assert read_pairs(path).pairs == [("BZh9", "BZh9 !")]
+
+
 def test_skip_bad_lines_counts(tmp_path):
     content = b"Go.\tVa !\nno tab\n\n\tx\nbad\xff\tx\nHi.\tSalut !\n"
     path = write(tmp_path / "data.tsv", content)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -13,6 +14,13 @@ from typing import BinaryIO
 from tandem.errors import DataError, TandemError
 
 _BOM = b"\xef\xbb\xbf"
+# How compressed files begin (none of these is valid UTF-8 text, bzip2's block magic aside).
+_COMPRESSED = (
+    (re.compile(rb"\x1f\x8b"), "gzip"),
+    (re.compile(rb"BZh[1-9]1AY&SY"), "bzip2"),
+    (re.compile(rb"\xfd7zXZ\x00"), "xz"),
+    (re.compile(rb"\x28\xb5\x2f\xfd"), "zstd"),
+)
 _ABOUT = "_about.txt"  # manythings.org's licence note, shipped next to the data member
 
 # Error locations:
@@ -197,7 +205,7 @@ def _read_zip(
 
 
 def _tab_rows(stream: BinaryIO, label: str, multi_reference: bool = False) -> Iterator[_Row]:
-    for line, raw in _raw_lines(stream):
+    for line, raw in _raw_lines(stream, label):
         try:
             text = _decode(raw, label, line)
             if not text:
@@ -215,7 +223,7 @@ def _tab_rows(stream: BinaryIO, label: str, multi_reference: bool = False) -> It
 def _aligned_rows(
     sources: BinaryIO, targets: BinaryIO, source_path: str, target_path: str
 ) -> Iterator[_Row]:
-    both = zip_longest(_raw_lines(sources), _raw_lines(targets))
+    both = zip_longest(_raw_lines(sources, source_path), _raw_lines(targets, target_path))
     for line, (source, target) in enumerate(both, start=1):
         if source is None or target is None:
             # Unequal lengths break the alignment of every line: never skippable.
@@ -249,7 +257,7 @@ def _stream_file(path: str | Path) -> Iterator[tuple[int, str]]:
 
 
 def _plain_lines(stream: BinaryIO, label: str) -> Iterator[tuple[int, str]]:
-    for line, raw in _raw_lines(stream):
+    for line, raw in _raw_lines(stream, label):
         text = _decode(raw, label, line)
         if "\r" in text:  # lines ending in CR alone would be read, and translated, as one
             raise DataError(
@@ -258,10 +266,17 @@ def _plain_lines(stream: BinaryIO, label: str) -> Iterator[tuple[int, str]]:
         yield line, text
 
 
-def _raw_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
+def _raw_lines(stream: BinaryIO, label: str) -> Iterator[tuple[int, bytes]]:
     # Binary lines split on "\n" only: text mode would also split on "\r", "\x85", "\u2028"...
     # inside a sentence, and decoding line by line lets an error name its line.
     for number, raw in enumerate(stream, start=1):
+        if number == 1:
+            for magic, kind in _COMPRESSED:
+                if magic.match(raw):  # a whole-file problem: never skipped as a bad line
+                    raise DataError(
+                        label,
+                        f"{kind}-compressed: decompress it first (tandem reads UTF-8 text)",
+                    )
         if number == 1 and raw.startswith(_BOM):
             if raw == _BOM:
                 return  # a file holding only a BOM is an empty file, not one blank line
