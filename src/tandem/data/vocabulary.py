@@ -44,9 +44,6 @@ class Vocabulary:
                 raise ValueError(f"tokens must be strings, got {token!r}")
             if not self.tokenizer.is_token(token):
                 raise ValueError(f"token {token!r} is not a {kind} token")
-            problem = text_problem(token)
-            if problem:  # no line of text holds it, so no sentence can: a damaged file
-                raise ValueError(f"token {token!r} holds {problem}")
         self.itos = list(RESERVED) + self.tokens
         self.stoi = {token: index for index, token in enumerate(self.itos)}
         if len(self.stoi) != len(self.itos):
@@ -130,7 +127,12 @@ class Vocabulary:
             if raw.get("reserved") != list(RESERVED):
                 raise ValueError("reserved tokens differ from this version of tandem")
             spm_model = base64.b64decode(raw["spm_model"]) if "spm_model" in raw else None
-            return cls(raw["tokens"], raw["kind"], spm_model)
+            vocab = cls(raw["tokens"], raw["kind"], spm_model)
+            for token in vocab.tokens:
+                problem = text_problem(token)
+                if problem:  # no line of training text holds it: a damaged file
+                    raise ValueError(f"token {token!r} holds {problem}")
+            return vocab
         except FileNotFoundError:
             raise ModelDirError(f"{path}: missing vocabulary file") from None
         except (
