@@ -104,3 +104,61 @@ def test_a_vocabulary_of_another_kind_than_the_config_is_refused(model_copy):
     (model_copy / SOURCE_VOCAB_FILE).write_text(json.dumps(vocab))
     with pytest.raises(ModelDirError, match="tokens of kind 'word', but config.json says 'char'"):
         load_model_dir(model_copy)
+
+
+@pytest.fixture
+def held_by_another_process(model_copy):
+    """`model_copy`, unfinished, with its training lock held by another process."""
+    import subprocess
+    import sys
+
+    manifest = json.loads((model_copy / MANIFEST_FILE).read_text())
+    (model_copy / MANIFEST_FILE).write_text(json.dumps({**manifest, "complete": False}))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys, time; d = os.open(sys.argv[1], os.O_RDONLY);"
+         " fcntl.flock(d, fcntl.LOCK_EX); print('held', flush=True); time.sleep(120)",
+         str(model_copy)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline() == "held\n"
+        yield model_copy
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_directory_being_trained_is_refused_to_other_trainers_and_readers(
+    held_by_another_process, tiny_tsv, capsys
+):
+    from tandem.cli import main
+
+    model = held_by_another_process
+    busy = f"{model}: another tandem process is training in this directory"
+    weights = (model / WEIGHTS_FILE).read_bytes()
+    for extra in ([], ["--overwrite"], ["--resume"]):
+        code = main(["train", str(tiny_tsv), "-o", str(model), "--epochs", "1", "-q", *extra])
+        assert (code, capsys.readouterr().err.startswith(f"tandem: error: {busy}")) == (2, True)
+    assert main(["average", str(model), "--last", "1"]) == 2
+    assert capsys.readouterr().err.startswith(f"tandem: error: {busy}")
+    with pytest.raises(ModelDirError, match="a tandem process is training in this directory"):
+        load_model_dir(model)
+    assert (model / WEIGHTS_FILE).read_bytes() == weights
+
+
+def test_the_training_lock_ends_with_its_process(model_copy):
+    from tandem.model_dir import being_trained, training_lock
+
+    manifest = json.loads((model_copy / MANIFEST_FILE).read_text())
+    (model_copy / MANIFEST_FILE).write_text(json.dumps({**manifest, "complete": False}))
+    assert not being_trained(model_copy)
+    with pytest.raises(ModelDirError, match="training has not finished; continue it"):
+        load_model_dir(model_copy)
+    with training_lock(model_copy, create=False):
+        assert not being_trained(model_copy)  # this process's own lock
+        busy = pytest.raises(TandemError, match="another tandem process is training")
+        with busy, training_lock(model_copy, create=False):
+            pass
+        assert not being_trained(model_copy)  # still this process's own
+    with training_lock(model_copy, create=False):  # released: taken again
+        pass

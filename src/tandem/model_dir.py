@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -10,11 +11,16 @@ import platform
 import shlex
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+
+try:
+    import fcntl
+except ImportError:  # Windows: no training lock
+    fcntl = None
 
 import tandem
 from tandem.config import Config, ConfigError
@@ -31,6 +37,8 @@ TARGET_VOCAB_FILE = "target_vocab.json"
 WEIGHTS_FILE = "model.keras"
 HISTORY_FILE = "history.csv"
 CURVE_FILE = "learning_curve.png"
+_HELD: set[Path] = set()  # directories whose training_lock this process holds
+LOCK_TRIES = 20  # 50 ms apart: outlasts another process's look at the lock (being_trained)
 REQUIRED_FILES = (MANIFEST_FILE, CONFIG_FILE, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, WEIGHTS_FILE)
 
 
@@ -58,6 +66,60 @@ def prepare_output_dir(path: str | Path) -> Path:
     except OSError as exc:  # a parent that is a file, no permission, a read-only disk
         raise TandemError(f"{path}: cannot create the directory: {exc.strerror}") from None
     return path
+
+
+@contextlib.contextmanager
+def training_lock(path: Path, create: bool) -> Iterator[None]:
+    """Keep `path` to this process while it trains: another trainer, or `average`, is refused.
+
+    The lock is the kernel's (`flock` on the directory itself), so it ends with the process
+    however that ends, kill -9 included, and nothing is written for it. With `create`, the
+    directory is made first (`prepare_output_dir`); a missing directory is left to the caller
+    to report. Where `fcntl` is missing (Windows), there is no lock.
+    """
+    if create:
+        prepare_output_dir(path)
+    if fcntl is None or not path.is_dir():
+        yield
+        return
+    descriptor = os.open(path, os.O_RDONLY)
+    # A few tries: `being_trained` takes the lock shared for a moment.
+    for attempt in range(LOCK_TRIES):
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if attempt == LOCK_TRIES - 1:
+                os.close(descriptor)
+                raise TandemError(
+                    f"{path}: another tandem process is training in this directory (or "
+                    "averaging its model); wait for it to end, or use another directory"
+                ) from None
+            time.sleep(0.05)
+    held = path.resolve()
+    _HELD.add(held)
+    try:
+        yield
+    finally:
+        _HELD.discard(held)
+        os.close(descriptor)  # releases the lock
+
+
+def being_trained(path: Path) -> bool:
+    """Whether another process holds `path`'s `training_lock` now."""
+    if fcntl is None or Path(path).resolve() in _HELD:
+        return False
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(descriptor)
 
 
 def start_model_dir(
@@ -191,6 +253,11 @@ def load_model_dir(path: str | Path) -> LoadedModel:
         raise ModelDirError(f"{path}: {what}")
     manifest = read_manifest(path)
     if manifest is not None and not is_complete(manifest):
+        if being_trained(path):
+            raise ModelDirError(
+                f"{path}: a tandem process is training in this directory; its model can be "
+                "used once the training ends"
+            )
         from tandem.training.checkpoints import LAST, find_checkpoint  # it imports this module
 
         where = shlex.quote(str(path))

@@ -22,6 +22,7 @@ from tandem.model_dir import (
     load_model_dir,
     save_model_dir,
     start_model_dir,
+    training_lock,
     write_history,
 )
 from tandem.models import ModelDims, Seq2Seq
@@ -159,7 +160,15 @@ def train(
         raise TandemError(
             "resume continues the run in output_dir, overwrite replaces it: choose one"
         )
-    with data_parallel(devices, config.train.batch_size) as replicas:
+    if not resume:
+        ignored = config.ignored_settings()
+        if ignored:
+            raise ConfigError("; ".join(ignored))
+    with (
+        data_parallel(devices, config.train.batch_size) as replicas,
+        # One process trains in a directory at a time: two would replace each other's model.
+        training_lock(Path(output_dir), create=not resume),
+    ):
         return _train(
             pairs, config, Path(output_dir), resume, overwrite, verbose, callbacks, replicas
         )
@@ -219,9 +228,6 @@ def _train(
             output_dir, config, train_data
         )
     else:
-        ignored = config.ignored_settings()
-        if ignored:
-            raise ConfigError("; ".join(ignored))
         output_dir = start_fresh_run(output_dir, overwrite)
         # Vocabularies first: subword lengths are only known once SentencePiece is trained.
         source_vocab = Vocabulary.build(
@@ -403,6 +409,11 @@ def average_model_dir(model_dir: str | Path, last: int) -> tuple[int, ...]:
     """
     if last < 1:
         raise TandemError(f"the number of epochs to average must be at least 1, got {last}")
+    with training_lock(Path(model_dir), create=False):
+        return _average_model_dir(model_dir, last)
+
+
+def _average_model_dir(model_dir: str | Path, last: int) -> tuple[int, ...]:
     loaded = load_model_dir(model_dir)
     kept = None
     if loaded.config.train.patience is not None:
