@@ -363,6 +363,33 @@ def test_an_extension_interrupted_leaves_an_unfinished_run(corpus, reference, tm
     assert_translates(output)
 
 
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("garbage,x\n", "damaged training history: expected a row with a loss for each of the "
+         "checkpoint's 3 epochs"),
+        ("epoch,loss\n0,0.5\n1,0.4\n", "damaged training history"),  # a row lost
+        ("epoch,loss\n0,0.5\n1,x\n2,0.3\n", "cannot read the training history"),
+        (None, "training finished, and its last checkpoint"),  # checkpoints/last deleted
+    ],
+)  # fmt: skip
+def test_a_damaged_last_checkpoint_is_named_and_the_finished_model_kept(
+    corpus, reference, tmp_path, capsys, damage, message
+):
+    output = tmp_path / "model"
+    shutil.copytree(corpus["root"] / "reference", output)  # finished after its 3 epochs
+    last = checkpoint_root(output) / LAST
+    if damage is None:
+        shutil.rmtree(last)
+    else:
+        (last / "history.csv").write_text(damage)
+    data = corpus["data"]
+    assert main(["train", data, "-o", str(output), "--resume", "--epochs", "5", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert load_model_dir(output).config.train.epochs == 3  # still the finished model
+
+
 def test_a_run_stopped_early_is_not_extended(corpus, reference, tmp_path, capsys):
     output = tmp_path / "model"
     shutil.copytree(corpus["root"] / "reference", output)

@@ -19,6 +19,7 @@ leaves `NAME` or, between the renames, `NAME.old` complete, and `find_checkpoint
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -79,7 +80,24 @@ class Checkpoint:
         return self.path / MODEL_FILE
 
     def history(self) -> list[dict]:
-        return read_history(self.path / HISTORY_FILE)
+        """The history rows of the epochs it holds, one per epoch (numbered from 0).
+
+        Raises:
+            CheckpointError: a history.csv that is missing, unreadable, or not one row with a
+                loss for each epoch: a resumed run would lose the rows, curve and all.
+        """
+        path = self.path / HISTORY_FILE
+        try:
+            rows = read_history(path)
+        except (OSError, ValueError, TypeError, csv.Error) as exc:
+            raise CheckpointError(f"{path}: cannot read the training history: {exc}") from None
+        numbers = [row.get("epoch") for row in rows]
+        if numbers != list(range(self.epoch)) or not all("loss" in row for row in rows):
+            raise CheckpointError(
+                f"{path}: damaged training history: expected a row with a loss for each of "
+                f"the checkpoint's {self.epoch} epochs"
+            )
+        return rows
 
 
 def checkpoint_root(model_dir: str | Path) -> Path:

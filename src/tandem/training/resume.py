@@ -144,7 +144,10 @@ def open_resumed_run(
     last = find_checkpoint(model_dir, LAST)
     if last is None:
         if is_complete(manifest):
-            raise TandemError(f"{model_dir}: training already finished; nothing to resume")
+            raise TandemError(
+                f"{model_dir}: training finished, and its last checkpoint "
+                f"({checkpoint_root(model_dir) / LAST}) is gone: nothing to continue from"
+            )
         raise TandemError(
             f"{model_dir}: no checkpoint to resume from (no epoch finished); "
             "train without --resume to start over"
@@ -162,6 +165,10 @@ def open_resumed_run(
             f"{model_dir}: {done} epochs done and train.epochs is {config.train.epochs}; "
             f"resume with --epochs above {done} to train further"
         )
+    # Everything the run is read back from, checked before the directory is changed.
+    last.history()
+    source_vocab = Vocabulary.load(model_dir / SOURCE_VOCAB_FILE)
+    target_vocab = Vocabulary.load(model_dir / TARGET_VOCAB_FILE)
     repair_best(model_dir, last)
     if is_complete(manifest):
         # Extending a finished run: until it finishes again the directory is an unfinished
@@ -171,8 +178,6 @@ def open_resumed_run(
         write_json_atomically(model_dir / MANIFEST_FILE, manifest)
     if config != saved:  # only RESUMABLE_KEYS can differ here
         write_atomically(model_dir / CONFIG_FILE, config.save)
-    source_vocab = Vocabulary.load(model_dir / SOURCE_VOCAB_FILE)
-    target_vocab = Vocabulary.load(model_dir / TARGET_VOCAB_FILE)
     return last, source_vocab, target_vocab, manifest
 
 
