@@ -326,6 +326,25 @@ def test_sampling_never_draws_padding_start_or_unknown():
     assert not np.isin(drawn, [START_ID, UNK_ID]).any()
 
 
+def test_no_search_outputs_padding_or_the_start_id():
+    # A model trained without masking learns padding after the end; here padding and the
+    # start id are the most probable tokens at every step.
+    probs = np.array([0.4, 0.2, 0.1, 0.0, 0.15, 0.1, 0.05, 0.0], "float32")
+    log_probs = ops.convert_to_tensor(np.log(np.maximum(probs, 1e-9)))
+
+    def step(tokens, state):
+        return ops.tile(log_probs[None, :], (tokens.shape[0], 1)), state
+
+    greedy = numpy(greedy_search(step, ops.zeros((2,)), 2, 4))
+    assert greedy.tolist() == [[4, 4, 4, 4]] * 2
+    tokens, scores = beam_search(step, ops.zeros((1,)), 1, 4, beam_size=4, nbest=4)
+    hypotheses = [tuple(row) for row in numpy(tokens)[0]]
+    for row in hypotheses:  # padding only after the end, never the start id
+        end = row.index(END_ID) if END_ID in row else len(row)
+        assert not set(row[:end]) & {PAD_ID, START_ID} and set(row[end + 1 :]) <= {PAD_ID}
+    assert len(set(hypotheses)) == 4 and np.isfinite(numpy(scores)).all()
+
+
 def test_sampling_pads_after_end():
     decoder = TreeDecoder(TRAP)
     tokens = numpy(sample(decoder.step, decoder.state([0] * 8), 8, 6, seed=0))

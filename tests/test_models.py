@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tandem.config import Config, ModelConfig
-from tandem.data.vocabulary import END_ID, START_ID, Vocabulary
+from tandem.data.vocabulary import END_ID, PAD_ID, START_ID, Vocabulary
 from tandem.decoding import compile_stateless, greedy_search
 from tandem.model_dir import load_model_dir, save_model_dir
 from tandem.models import ModelDims, Seq2Seq
@@ -266,7 +266,9 @@ def python_greedy(model, source, max_length):
     for t in range(max_length):
         token = graph_inputs(model, tokens[:, None], DIMS.num_decoder_tokens)
         results = model.decoder_model.predict_on_batch([token] + states)
-        tokens = np.where(finished, 0, results[0][:, 0].argmax(-1))
+        log_probs = results[0][:, 0].copy()
+        log_probs[:, [PAD_ID, START_ID]] = -np.inf  # never output: no target holds them
+        tokens = np.where(finished, 0, log_probs.argmax(-1))
         output[:, t] = tokens
         finished |= tokens == END_ID
         states = list(results[1 : 1 + len(states)])

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from tandem.data.vocabulary import END_ID, PAD_ID, START_ID
+from tandem.decoding.banned import without
 
 NEG_INF = float("-inf")
 
@@ -29,8 +30,9 @@ def beam_search(
 ):
     """Decode a batch by keeping the `beam_size` most probable open prefixes per sequence.
 
-    Each step expands every open beam, ranks the `2 * beam_size` best (beam, token)
-    candidates by summed log-prob, and
+    Each step expands every open beam (never with padding or the start id, see
+    `tandem.decoding.banned`), ranks the `2 * beam_size` best (beam, token) candidates by
+    summed log-prob, and
     - moves an END_ID candidate into the finished pool only if it ranks within the first
       `beam_size` (as Hugging Face does), so `beam_size=1` is exactly greedy search;
     - keeps the `beam_size` best non-END candidates open, so the beam stays full.
@@ -98,7 +100,7 @@ def beam_search(
         flat_tokens = ops.reshape(last_tokens, (batch * beam,))
         flat_log_probs, state = step(flat_tokens, state)  # (batch * beam, vocab)
         vocab = flat_log_probs.shape[-1]
-        log_probs = ops.reshape(flat_log_probs, (batch, beam, vocab))
+        log_probs = without(ops.reshape(flat_log_probs, (batch, beam, vocab)), fill=NEG_INF)
         scores = open_log_probs[:, :, None] + log_probs  # (batch, beam, vocab)
         scores = ops.reshape(scores, (batch, beam * vocab))
         candidates = min(2 * beam, beam * vocab)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from keras import ops
 
 from tandem.data.vocabulary import END_ID, PAD_ID, START_ID
+from tandem.decoding.banned import without
 
 
 def greedy_search(step, state, batch_size: int, max_length: int):
-    """Decode a batch by always taking the most probable next token.
+    """Decode a batch by always taking the most probable next token (never padding or the
+    start id, see `tandem.decoding.banned`).
 
     Runs as one `keras.ops.while_loop`, so under `compile_stateless` there is no Python work
     per generated token. The loop ends when every sequence has produced END_ID or after
@@ -32,7 +34,7 @@ def greedy_search(step, state, batch_size: int, max_length: int):
 
     def body(index, output, tokens, finished, state):
         log_probs, state = step(tokens, state)  # (batch, vocab)
-        best = ops.cast(ops.argmax(log_probs, axis=-1), "int32")  # (batch,)
+        best = ops.cast(ops.argmax(without(log_probs), axis=-1), "int32")  # (batch,)
         best = ops.where(finished, PAD_ID, best)
         output = ops.slice_update(output, (0, index), best[:, None])
         finished = ops.logical_or(finished, best == END_ID)

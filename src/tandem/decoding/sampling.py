@@ -6,10 +6,10 @@ import keras
 from keras import ops
 
 from tandem.data.vocabulary import END_ID, PAD_ID, START_ID, UNK_ID
+from tandem.decoding.banned import NEVER_OUTPUT, without
 
-# Ids no target holds: drawn, they would be fed back as input (padding, start) or shown as
-# `<unk>`, so they are never sampled.
-NEVER_SAMPLED = (PAD_ID, START_ID, UNK_ID)
+# What no search outputs, and `<unk>`, which a sample would show as such.
+NEVER_SAMPLED = (*NEVER_OUTPUT, UNK_ID)
 
 
 def sample(
@@ -72,8 +72,7 @@ def sample(
 
     def body(index, output, tokens, finished, seed_state, state):
         log_probs, state = step(tokens, state)  # (batch, vocab)
-        never = [index in NEVER_SAMPLED for index in range(log_probs.shape[-1])]
-        logits = ops.where(ops.convert_to_tensor(never)[None, :], -1e30, log_probs / temperature)
+        logits = without(log_probs / temperature, NEVER_SAMPLED)
         draw_seed = seed_state if generator is None else generator
         if top_k is None:
             drawn = keras.random.categorical(logits, 1, seed=draw_seed)  # (batch, 1)
