@@ -309,11 +309,19 @@ def test_input_feeding_without_attention_is_refused(tmp_path, capsys, tiny_tsv):
     assert code == 2 and "--input-feeding needs attention" in err
 
 
-def test_rnn_settings_on_a_transformer_are_refused(tmp_path, capsys, tiny_tsv):
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--attention", "dot"], "--attention dot applies to the rnn family only"),
+        (["--no-masking"], "--no-masking applies to the rnn family only"),  # a switch alone
+        (["--bidirectional"], "--bidirectional applies to the rnn family only"),
+    ],
+)
+def test_rnn_settings_on_a_transformer_are_refused(tmp_path, capsys, tiny_tsv, flags, message):
     model = str(tmp_path / "m")
     code, _, err = run(capsys, "train", str(tiny_tsv), "-o", model, "--family", "transformer",
-                       "--attention", "dot")  # fmt: skip
-    assert code == 2 and "--attention dot applies to the rnn family only" in err
+                       *flags)  # fmt: skip
+    assert code == 2 and message in err
     assert err.count("\n") == 1 and not (tmp_path / "m").exists()
 
 

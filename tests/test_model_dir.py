@@ -96,6 +96,16 @@ def test_a_config_that_leaves_trained_layers_unused_is_refused(model_copy):
         load_model_dir(model_copy)
 
 
+@pytest.mark.parametrize("key, change", [("embedding_dim", 2), ("latent_dim", 2)])
+def test_a_config_that_describes_other_weights_is_refused(model_copy, key, change):
+    # The layers rebuilt from model.keras keep their own sizes; the config must agree.
+    config = json.loads((model_copy / CONFIG_FILE).read_text())
+    config["model"][key] += change
+    (model_copy / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(ModelDirError, match="config.json does not match model.keras"):
+        load_model_dir(model_copy)
+
+
 def test_a_vocabulary_of_another_kind_than_the_config_is_refused(model_copy):
     vocab = json.loads((model_copy / SOURCE_VOCAB_FILE).read_text())
     # Tokens that are words too (no space among them), so only the kind is wrong.

@@ -742,11 +742,13 @@ def _as_flags(message: str, args: argparse.Namespace) -> str:
 
     def name(match: re.Match) -> str:  # "model.heads = 2" -> "--heads 2"
         flag = _FLAG_OF_KEY.get(match[2], "--" + match[2].replace("_", "-"))
-        given = [a.dest for a in parser._actions if flag in a.option_strings]
-        value = getattr(args, given[0], None) if given else None
+        given = [a for a in parser._actions if flag in a.option_strings]
+        value = getattr(args, given[0].dest, None) if given else None
         if value is None or value is False:  # not on the command line (0 was)
             return match[0]
-        return flag if match[3] is None else f"{flag} {match[3].strip(chr(39))}"
+        if match[3] is None or given[0].nargs == 0:  # a switch: its value is the flag itself
+            return flag
+        return f"{flag} {match[3].strip(chr(39))}"
 
     return re.sub(
         r"\b(data|model|train|decode)\.([a-z0-9_]+)\b(?: = ('[^']*'|\S+))?", name, message

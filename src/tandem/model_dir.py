@@ -298,8 +298,16 @@ def load_model_dir(path: str | Path) -> LoadedModel:
     try:
         training_model = keras.saving.load_model(path / WEIGHTS_FILE, compile=False, safe_mode=True)
         model = Seq2Seq.from_training_model(config.model, dims, training_model)
+        # Layers rebuilt from the archive keep its settings (a transformer's depth): the
+        # weights must also be the ones that config.json's model would have.
+        wanted = [tuple(v.shape) for v in Seq2Seq(config.model, dims).variables]
     except Exception as exc:  # Keras raises many kinds for a damaged archive
         raise ModelDirError(f"{path / WEIGHTS_FILE}: cannot load model: {exc}") from None
+    if [tuple(v.shape) for v in model.variables] != wanted:
+        raise ModelDirError(
+            f"{path}: {CONFIG_FILE} does not match {WEIGHTS_FILE}: the weights are not those "
+            "of the model the config describes"
+        )
     return LoadedModel(model, source_vocab, target_vocab, config, manifest, path)
 
 
