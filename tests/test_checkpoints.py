@@ -390,6 +390,31 @@ def test_a_damaged_last_checkpoint_is_named_and_the_finished_model_kept(
     assert load_model_dir(output).config.train.epochs == 3  # still the finished model
 
 
+def test_a_directory_that_cannot_be_written_is_refused_before_training(
+    corpus, reference, tmp_path, capsys
+):
+    import subprocess
+
+    output = tmp_path / "model"
+    shutil.copytree(corpus["root"] / "reference", output)  # finished after its 3 epochs
+    # Root writes through permissions; the immutable attribute stops it too.
+    if os.geteuid() == 0:
+        locked = subprocess.run(["chattr", "+i", str(output)], capture_output=True).returncode
+        if locked != 0:
+            pytest.skip("needs chattr (running as root, permissions do not stop writes)")
+        unlock = ["chattr", "-i", str(output)]
+    else:
+        output.chmod(0o555)
+        unlock = ["chmod", "755", str(output)]
+    try:
+        code = main(["train", corpus["data"], "-o", str(output), "--resume", "--epochs", "5", "-q"])
+        err = capsys.readouterr().err
+    finally:
+        subprocess.run(unlock, check=True)
+    assert code == 2 and f"{output}: cannot write there" in err and err.count("\n") == 1, err
+    assert find_checkpoint(output, LAST).epoch == 3  # nothing trained
+
+
 def test_a_run_stopped_early_is_not_extended(corpus, reference, tmp_path, capsys):
     output = tmp_path / "model"
     shutil.copytree(corpus["root"] / "reference", output)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -140,6 +141,7 @@ def open_resumed_run(
             f"{model_dir}: these data differ from the data the run started with "
             f"({manifest.get('train_data', {}).get('pairs')} pairs); resume with the same data"
         )
+    _check_writable(model_dir)
     restore_checkpoints(model_dir)
     last = find_checkpoint(model_dir, LAST)
     if last is None:
@@ -179,6 +181,20 @@ def open_resumed_run(
     if config != saved:  # only RESUMABLE_KEYS can differ here
         write_atomically(model_dir / CONFIG_FILE, config.save)
     return last, source_vocab, target_vocab, manifest
+
+
+def _check_writable(model_dir: Path) -> None:
+    """Refuse now, not after an epoch of training, a run that could not save its checkpoints."""
+    for folder in (model_dir, checkpoint_root(model_dir)):
+        if folder.is_dir():
+            try:
+                with tempfile.TemporaryFile(dir=folder):
+                    pass
+            except OSError as exc:
+                raise TandemError(
+                    f"{folder}: cannot write there ({exc.strerror or exc}), so the resumed run "
+                    "could not save its checkpoints"
+                ) from None
 
 
 def repair_best(model_dir: Path, last: Checkpoint) -> None:
