@@ -37,9 +37,9 @@ TARGET_VOCAB_FILE = "target_vocab.json"
 WEIGHTS_FILE = "model.keras"
 HISTORY_FILE = "history.csv"
 CURVE_FILE = "learning_curve.png"
-_HELD: set[Path] = set()  # directories whose training_lock this process holds
-LOCK_TRIES = 20  # 50 ms apart: outlasts another process's look at the lock (being_trained)
 REQUIRED_FILES = (MANIFEST_FILE, CONFIG_FILE, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, WEIGHTS_FILE)
+LOCK_TRIES = 20  # 50 ms apart: outlasts another process's look at the lock (being_trained)
+_HELD: set[Path] = set()  # directories whose training_lock this process holds
 
 
 @dataclass
