@@ -298,17 +298,26 @@ def load_model_dir(path: str | Path) -> LoadedModel:
     try:
         training_model = keras.saving.load_model(path / WEIGHTS_FILE, compile=False, safe_mode=True)
         model = Seq2Seq.from_training_model(config.model, dims, training_model)
-        # Layers rebuilt from the archive keep its settings (a transformer's depth): the
-        # weights must also be the ones that config.json's model would have.
-        wanted = [tuple(v.shape) for v in Seq2Seq(config.model, dims).variables]
+        # Layers rebuilt from the archive keep its settings (a transformer's depth): they must
+        # be those of the layers config.json calls for, made here unbuilt (no weights).
+        wanted = type(model).make_layers(config.model, dims)
+        differ = [
+            n for n, layer in wanted.items() if _settings(layer) != _settings(model.layers[n])
+        ]
     except Exception as exc:  # Keras raises many kinds for a damaged archive
         raise ModelDirError(f"{path / WEIGHTS_FILE}: cannot load model: {exc}") from None
-    if [tuple(v.shape) for v in model.variables] != wanted:
+    if differ:
         raise ModelDirError(
-            f"{path}: {CONFIG_FILE} does not match {WEIGHTS_FILE}: the weights are not those "
-            "of the model the config describes"
+            f"{path}: {CONFIG_FILE} does not match {WEIGHTS_FILE}: its layers "
+            f"{', '.join(differ)} have other settings than the config describes"
         )
     return LoadedModel(model, source_vocab, target_vocab, config, manifest, path)
+
+
+def _settings(layer: keras.layers.Layer) -> dict:
+    """A layer's own settings: its config without the nested ones (initializers, a wrapped
+    layer), which Keras writes differently once a layer is built."""
+    return {key: value for key, value in layer.get_config().items() if not isinstance(value, dict)}
 
 
 def read_history(path: str | Path) -> list[dict]:

@@ -61,7 +61,7 @@ class Seq2Seq:
         self.config = config
         self.dims = dims
         self.one_hot = config.inputs == "one_hot"
-        self.layers = layers if layers is not None else self._make_layers()
+        self.layers = layers if layers is not None else self.make_layers(config, dims)
         self.state_size = 2 if config.cell == "lstm" else 1  # tensors per decoder layer
         self._dropout = _dropout(config.dropout)
         self._embedding_dropout = _dropout(config.embedding_dropout)
@@ -89,11 +89,12 @@ class Seq2Seq:
             names.append("attention")
         return names + ["decoder_dense"]
 
-    def _make_layers(self) -> dict:
-        config, dims = self.config, self.dims
+    @staticmethod
+    def make_layers(config: ModelConfig, dims: ModelDims) -> dict:
+        """The layers `config` and `dims` call for, by name: new, and unbuilt (no weights)."""
         rnn = keras.layers.LSTM if config.cell == "lstm" else keras.layers.GRU
         latent, layers = config.latent_dim, {}
-        if not self.one_hot:
+        if config.inputs != "one_hot":
             layers["source_embedding"] = keras.layers.Embedding(
                 dims.num_encoder_tokens, config.embedding_dim, name="source_embedding"
             )

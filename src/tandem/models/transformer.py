@@ -359,7 +359,7 @@ class Transformer(Seq2Seq):
         self.config = config
         self.dims = dims
         self.one_hot = False
-        self.layers = layers if layers is not None else self._make_layers()
+        self.layers = layers if layers is not None else self.make_layers(config, dims)
         self._embedding_dropout = _dropout(config.embedding_dropout)
         self._output_dropout = _dropout(config.output_dropout)
         self._source_positions = Positions(config.latent_dim, name="source_positions")
@@ -377,8 +377,9 @@ class Transformer(Seq2Seq):
             "decoder_dense",
         ]
 
-    def _make_layers(self) -> dict:
-        config, dims = self.config, self.dims
+    @staticmethod
+    def make_layers(config: ModelConfig, dims: ModelDims) -> dict:
+        """The layers `config` and `dims` call for, by name: new, and unbuilt (no weights)."""
         units = config.latent_dim
         blocks = dict(
             units=units,
