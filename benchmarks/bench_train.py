@@ -167,7 +167,7 @@ class TestChrf(keras.callbacks.Callback):
             def decode(ids):
                 return greedy_search(
                     model.step, model.encode(ids), batch, self.dims.max_decoder_seq_length
-                )
+                )[0]
 
             self.decode = compile_stateless(decode, model.variables)
         ids = np.asarray(self.decode(self.sources))

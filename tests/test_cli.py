@@ -482,6 +482,15 @@ def test_tsv_output_keeps_one_row_of_three_fields_per_hypothesis(tiny_model_dir,
     assert [row[0] for row in rows[::2]] == ["Go.\\tVa", "Go.\\nHi.", "a\\\\b", ""]
 
 
+def test_every_strategy_scores_its_output(tiny_model_dir, capsys):
+    for flags in ([], ["--sample", "--seed", "2"], ["--beam", "2"]):
+        code, out, _ = run(capsys, "translate", str(tiny_model_dir), "Go.", "", *flags,
+                           "--format", "tsv")  # fmt: skip
+        rows = [line.split("\t") for line in out.splitlines()]
+        # A log-probability for a decoded source; nothing for an empty one, never decoded.
+        assert code == 0 and float(rows[0][2]) < 0 and rows[1][2] == "", flags
+
+
 def test_text_output_has_nbest_lines_for_every_source(tiny_model_dir, capsys):
     code, out, _ = run(capsys, "translate", str(tiny_model_dir), "Go.", "", "Hi.", "--beam",
                        "3", "--nbest", "2")  # fmt: skip

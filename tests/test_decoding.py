@@ -123,21 +123,27 @@ def numpy(x) -> np.ndarray:
 
 def test_greedy_follows_argmax_and_pads_after_end():
     decoder = TreeDecoder(TRAP)
-    tokens = numpy(greedy_search(decoder.step, decoder.state([0]), 1, max_length=6))
+    tokens = numpy(greedy_search(decoder.step, decoder.state([0]), 1, max_length=6)[0])
     assert tokens.dtype == np.int32
     assert tokens.tolist() == [spell("ac$", 6)]
 
 
 def test_greedy_stops_at_max_length_without_end():
     decoder = TreeDecoder(NEVER_ENDS)
-    tokens = numpy(greedy_search(decoder.step, decoder.state([0, 0]), 2, max_length=4))
+    tokens = numpy(greedy_search(decoder.step, decoder.state([0, 0]), 2, max_length=4)[0])
     assert tokens.tolist() == [spell("aaaa", 4)] * 2
 
 
 def test_greedy_batch_ends_at_different_steps():
     decoder = TreeDecoder(TRAP, SHORT_OR_LONG, NEVER_ENDS)
-    tokens = numpy(greedy_search(decoder.step, decoder.state([1, 0, 2]), 3, max_length=5))
+    tokens, scores = greedy_search(decoder.step, decoder.state([1, 0, 2]), 3, max_length=5)
+    tokens, scores = numpy(tokens), numpy(scores)
     assert tokens.tolist() == [spell("a$", 5), spell("ac$", 5), spell("aaaaa", 5)]
+    # Each scores its own tokens' log-probs up to its end, nothing after it.
+    assert scores.shape == (3,) and scores.dtype == np.float32
+    expected = [decoder.score(row, tree) for row, tree in zip(tokens, [1, 0, 2], strict=True)]
+    np.testing.assert_allclose(scores, expected, rtol=1e-6)
+    np.testing.assert_allclose(scores[:2], [np.log(0.55), np.log(0.5 * 0.4)], rtol=1e-6)
 
 
 # --- beam search ----------------------------------------------------------------------------
@@ -196,11 +202,12 @@ def test_beam_returns_open_beams_when_nothing_ends():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_beam_size_one_is_greedy(seed):
     step, state = random_bigram(seed)
-    greedy = numpy(greedy_search(step, state, 3, 7))
-    tokens, _ = beam_search(step, state, 3, 7, beam_size=1)
-    np.testing.assert_array_equal(numpy(tokens)[:, 0], greedy)
+    greedy, greedy_scores = greedy_search(step, state, 3, 7)
+    tokens, scores = beam_search(step, state, 3, 7, beam_size=1)
+    np.testing.assert_array_equal(numpy(tokens)[:, 0], numpy(greedy))
+    np.testing.assert_allclose(numpy(scores)[:, 0], numpy(greedy_scores), rtol=1e-5)
     decoder = TreeDecoder(TRAP, SHORT_OR_LONG, NEVER_ENDS)
-    greedy = numpy(greedy_search(decoder.step, decoder.state([0, 1, 2]), 3, 5))
+    greedy = numpy(greedy_search(decoder.step, decoder.state([0, 1, 2]), 3, 5)[0])
     tokens, _ = beam_search(decoder.step, decoder.state([0, 1, 2]), 3, 5, beam_size=1)
     np.testing.assert_array_equal(numpy(tokens)[:, 0], greedy)
 
@@ -286,7 +293,7 @@ for _prefix in ("a", "b", "c", "d"):
 
 def flat_sample(seed, **kwargs):
     decoder = TreeDecoder(FLAT)
-    return numpy(sample(decoder.step, decoder.state([0] * 4), 4, 2, seed=seed, **kwargs))
+    return numpy(sample(decoder.step, decoder.state([0] * 4), 4, 2, seed=seed, **kwargs)[0])
 
 
 def test_sampling_repeats_with_a_seed_and_varies_across_seeds():
@@ -300,8 +307,50 @@ def test_sampling_repeats_with_a_seed_and_varies_across_seeds():
 def test_sampling_can_be_greedy(kwargs):
     # Sampling never draws <unk>; greedy search takes the argmax, whatever it is.
     step, state = random_bigram(seed=5, batch_size=4, keep_out=(PAD_ID, START_ID, UNK_ID))
-    greedy = numpy(greedy_search(step, state, 4, 8))
-    np.testing.assert_array_equal(numpy(sample(step, state, 4, 8, seed=3, **kwargs)), greedy)
+    greedy, greedy_scores = greedy_search(step, state, 4, 8)
+    tokens, scores = sample(step, state, 4, 8, seed=3, **kwargs)
+    np.testing.assert_array_equal(numpy(tokens), numpy(greedy))
+    # The score is the model's log-probability, not the temperature's or top-k's.
+    np.testing.assert_allclose(numpy(scores), numpy(greedy_scores), rtol=1e-5)
+
+
+def test_sampling_scores_the_models_log_probability_of_each_sample():
+    decoder = TreeDecoder(TRAP, SHORT_OR_LONG)
+    rows = [0, 1] * 8
+    tokens, scores = sample(decoder.step, decoder.state(rows), 16, 6, temperature=2.0, seed=4)
+    tokens, scores = numpy(tokens), numpy(scores)
+    expected = [decoder.score(row, tree) for row, tree in zip(tokens, rows, strict=True)]
+    np.testing.assert_allclose(scores, expected, rtol=1e-5)
+    assert len({tuple(row) for row in tokens}) > 2  # the case is not trivial
+
+
+def test_a_rows_samples_depend_on_its_stream_not_on_its_batch():
+    decoder = TreeDecoder(FLAT)
+
+    def draw(streams, seed=7):
+        state = decoder.state([0] * len(streams))
+        return numpy(sample(decoder.step, state, len(streams), 2, seed=seed, streams=streams)[0])
+
+    together = draw([10, 11, 12, 13, 14, 15])
+    for position, stream in enumerate([10, 11, 12, 13, 14, 15]):
+        np.testing.assert_array_equal(draw([stream])[0], together[position])
+    np.testing.assert_array_equal(draw([13, 12])[::-1], together[2:4])
+
+
+def test_streams_seeds_and_steps_do_not_share_draws():
+    # Four equally likely letters and no end: 4**6 sequences, so 48 rows drawn independently
+    # repeat one only by rare chance.
+    log_probs = np.full((VOCAB,), -1e9, "float32")
+    log_probs[4:] = np.log(0.25)
+
+    def step(tokens, state):
+        return ops.tile(ops.convert_to_tensor(log_probs)[None, :], (tokens.shape[0], 1)), state
+
+    rows = [numpy(sample(step, ops.zeros((24,)), 24, 6, seed=seed)[0]) for seed in (7, 8)]
+    many = np.concatenate(rows)
+    assert len({tuple(row) for row in many}) >= 46
+    # Stream s at step t + 1 does not repeat stream s + 1 at step t.
+    assert np.mean(rows[0][:-1, 1:] == rows[0][1:, :-1]) < 0.5
 
 
 def test_sampling_top_k_keeps_the_k_best_in_proportion():
@@ -311,7 +360,7 @@ def test_sampling_top_k_keeps_the_k_best_in_proportion():
     def step(tokens, state):
         return ops.tile(ops.convert_to_tensor(log_probs)[None, :], (tokens.shape[0], 1)), state
 
-    drawn = numpy(sample(step, ops.zeros((2000,)), 2000, 1, top_k=2, seed=1))[:, 0]
+    drawn = numpy(sample(step, ops.zeros((2000,)), 2000, 1, top_k=2, seed=1)[0])[:, 0]
     assert set(drawn.tolist()) == {4, 5}
     assert abs(np.mean(drawn == 4) - 0.5 / 0.8) < 0.05
 
@@ -321,7 +370,7 @@ def test_sampling_never_draws_padding_start_or_unknown():
     def step(tokens, state):
         return ops.zeros((tokens.shape[0], 8)), state
 
-    drawn = numpy(sample(step, ops.zeros((500,)), 500, 3, temperature=1e30, seed=2))
+    drawn = numpy(sample(step, ops.zeros((500,)), 500, 3, temperature=1e30, seed=2)[0])
     assert set(drawn[:, 0].tolist()) == {END_ID, 4, 5, 6, 7}
     assert not np.isin(drawn, [START_ID, UNK_ID]).any()
 
@@ -335,7 +384,7 @@ def test_no_search_outputs_padding_or_the_start_id():
     def step(tokens, state):
         return ops.tile(log_probs[None, :], (tokens.shape[0], 1)), state
 
-    greedy = numpy(greedy_search(step, ops.zeros((2,)), 2, 4))
+    greedy = numpy(greedy_search(step, ops.zeros((2,)), 2, 4)[0])
     assert greedy.tolist() == [[4, 4, 4, 4]] * 2
     tokens, scores = beam_search(step, ops.zeros((1,)), 1, 4, beam_size=4, nbest=4)
     hypotheses = [tuple(row) for row in numpy(tokens)[0]]
@@ -347,7 +396,7 @@ def test_no_search_outputs_padding_or_the_start_id():
 
 def test_sampling_pads_after_end():
     decoder = TreeDecoder(TRAP)
-    tokens = numpy(sample(decoder.step, decoder.state([0] * 8), 8, 6, seed=0))
+    tokens = numpy(sample(decoder.step, decoder.state([0] * 8), 8, 6, seed=0)[0])
     for row in tokens.tolist():
         assert END_ID in row
         end = row.index(END_ID)

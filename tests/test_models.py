@@ -283,7 +283,7 @@ def test_batched_greedy_equals_the_reference_loop(family, compiled):
     max_length = DIMS.max_decoder_seq_length
 
     def decode(source_ids):
-        return greedy_search(model.step, model.encode(source_ids), len(source), max_length)
+        return greedy_search(model.step, model.encode(source_ids), len(source), max_length)[0]
 
     if compiled:
         decode = compile_stateless(decode, model.variables)

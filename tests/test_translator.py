@@ -141,6 +141,9 @@ def test_sampling_repeats_itself_with_the_same_seed(translator):
     other = translator.translate(texts, strategy="sample", seed=4, batch_size=4)
     assert first == again
     assert first != other
+    # A text draws from the stream of its position, whatever the batch it is decoded in.
+    for batch_size in (1, 3, 64):
+        assert translator.translate(texts, strategy="sample", seed=3, batch_size=batch_size) == first
     # top-k of one is greedy, whatever the seed.
     assert translator.translate(texts, strategy="sample", top_k=1, seed=9) == translator.translate(
         texts
@@ -188,8 +191,11 @@ def test_strategies_agree_with_a_reference_loop_over_the_decoder_model(family, r
     for source, text in zip(sources, greedy, strict=True):
         tokens = output_ids(translator, text)
         greedy_log_probs, rankings = reference_log_probs(translator, source, tokens)
-        # Greedy takes the decoder_model's most probable token at every step.
+        # Greedy takes the decoder_model's most probable token at every step, and scores
+        # the decoder_model's log-probability of its output.
         assert all(token == ranking[0] for token, ranking in zip(tokens, rankings, strict=True))
+        [result] = translator.translate_stream([source])
+        assert result.hypotheses[0].score == pytest.approx(sum(greedy_log_probs), abs=1e-3)
 
         [beam] = translator.translate_stream([source], strategy="beam", beam_size=4)
         best = beam.hypotheses[0]
@@ -199,11 +205,13 @@ def test_strategies_agree_with_a_reference_loop_over_the_decoder_model(family, r
         assert best.score == pytest.approx(sum(log_probs), abs=1e-3)
         assert best.score >= sum(greedy_log_probs) - 1e-3
 
-        [sampled] = translator.translate([source], strategy="sample", top_k=3, seed=5)
-        sampled_ids = output_ids(translator, sampled)
-        _, rankings = reference_log_probs(translator, source, sampled_ids)
-        # Every sampled token is among the decoder_model's 3 most probable at its step.
+        [sampled] = translator.translate_stream([source], strategy="sample", top_k=3, seed=5)
+        sampled_ids = output_ids(translator, sampled.text)
+        log_probs, rankings = reference_log_probs(translator, source, sampled_ids)
+        # Every sampled token is among the decoder_model's 3 most probable at its step; the
+        # score is the model's log-probability of the sample (not top-k's).
         assert all(t in r[:3] for t, r in zip(sampled_ids, rankings, strict=True))
+        assert sampled.hypotheses[0].score == pytest.approx(sum(log_probs), abs=1e-3)
 
 
 def test_samples_do_not_repeat_from_one_window_to_the_next(translator):

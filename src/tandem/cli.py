@@ -392,8 +392,8 @@ def add_decode_arguments(parser: argparse.ArgumentParser, nbest: bool = True) ->
     group.add_argument(
         "--seed",
         type=int,
-        help=f"sampling seed: the same seed, input and --batch-size draw the same samples "
-        f"(default: {DECODE.seed})",
+        help=f"sampling seed: the same seed and input draw the same samples, at any "
+        f"--batch-size (default: {DECODE.seed})",
     )
     group.add_argument(
         "--batch-size", type=int, help=f"sentences decoded together (default: {DECODE.batch_size})"
@@ -632,9 +632,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         choices=("text", "tsv", "json"),
         default="text",
-        help="text: one line per hypothesis; tsv: source, text, score (tabs, newlines and "
-        "backslashes in them escaped as \\t, \\n, \\\\); "
-        "json: one object per source with all hypotheses",
+        help="text: one line per hypothesis; tsv: source, text, score (the model's "
+        "log-probability of the text; tabs, newlines and backslashes escaped as \\t, \\n, "
+        "\\\\); json: one object per source with all hypotheses",
     )
     translate.add_argument(
         "--progress",

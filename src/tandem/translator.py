@@ -32,7 +32,9 @@ class Hypothesis:
     """One candidate translation."""
 
     text: str
-    score: float | None  # beam: (normalised) log-probability; greedy and sampling: None
+    # The model's log-probability of the text's tokens, its end included; beam search
+    # divides it by the length penalty (see `tandem.decoding.beam.length_penalty`).
+    score: float | None  # None for an empty source, which is not decoded
 
 
 @dataclass(frozen=True)
@@ -136,26 +138,24 @@ class Translator:
             kind = type(texts).__name__
             raise TypeError(f"texts must be an iterable of strings, not one {kind}: use [text]")
         window: list[str] = []
-        first_batch = 0  # batches before this window, so samples never repeat across windows
-        first_text = 0  # texts before this window, for the numbers in warnings and errors
+        first_text = 0  # texts before this window: warnings' numbers, sampling's streams
         for text in texts:
             if not isinstance(text, str):
                 raise TypeError(f"texts must be strings, got {type(text).__name__}: {text!r}")
             window.append(text)
             full = len(window) == decode.batch_size * WINDOW_BATCHES
             if full or (more_ready is not None and not more_ready()):
-                yield from self._translate_window(window, decode, first_batch, first_text)
-                first_batch += -(-len(window) // decode.batch_size)
+                yield from self._translate_window(window, decode, first_text)
                 first_text += len(window)
                 window = []
         if window:
-            yield from self._translate_window(window, decode, first_batch, first_text)
+            yield from self._translate_window(window, decode, first_text)
 
     def _translate_window(
-        self, texts: list[str], decode: DecodeConfig, first_batch: int, first_text: int
+        self, texts: list[str], decode: DecodeConfig, first_text: int
     ) -> list[Translation]:
-        """Decode one window of texts, numbering its batches from `first_batch` and its texts
-        (in warnings) from `first_text`."""
+        """Decode one window of texts, numbering them from `first_text` (in warnings, and as
+        sampling's streams: a text's samples depend on its position, not on its batch)."""
         source_ids, lengths = encode_sources(texts, self.source_vocab, self.max_source_length)
         self._check_lengths(texts, lengths, decode.overlong, first_text)
         # A window smaller than one batch (the last, or an interactive one) is decoded in a
@@ -176,7 +176,9 @@ class Translator:
                 steps = min(steps, -(-longest // SOURCE_BUCKET) * SOURCE_BUCKET)
             batch = np.zeros((decode.batch_size, steps), dtype=np.int32)
             batch[: len(rows)] = source_ids[rows, :steps]
-            batches.append((rows, batch, first_batch + start // decode.batch_size))
+            streams = np.arange(first_text, first_text + decode.batch_size, dtype=np.uint32)
+            streams[: len(rows)] = first_text + rows
+            batches.append((rows, batch, streams))
         # Small batches leave cores idle; the backend releases the GIL, so two threads keep
         # two batches computing at once. The search is compiled before the threads start.
         self._decoder(decode, decode.max_length or self.max_target_length)
@@ -192,27 +194,26 @@ class Translator:
         if not source.strip():  # as many (empty) hypotheses as any other source gets
             return Translation(source, [Hypothesis("", None) for _ in tokens])
         hypotheses = [
-            Hypothesis(
-                self.target_vocab.decode(ids),
-                None if scores is None else float(scores[position, rank]),
-            )
+            Hypothesis(self.target_vocab.decode(ids), float(scores[position, rank]))
             for rank, ids in enumerate(tokens)
         ]
         return Translation(source, hypotheses)
 
-    def _decode_batch(self, source_ids: np.ndarray, decode: DecodeConfig, batch_index: int):
-        """(batch, source steps) -> tokens (batch, nbest, steps), scores (batch, nbest) | None."""
+    def _decode_batch(self, source_ids: np.ndarray, decode: DecodeConfig, streams: np.ndarray):
+        """(batch, source steps) -> tokens (batch, nbest, steps), scores (batch, nbest);
+        `streams` (batch,): each row's random stream when sampling."""
         max_length = decode.max_length or self.max_target_length
+        search = self._decoder(decode, max_length)
         if decode.strategy == "beam":
-            tokens, scores = self._decoder(decode, max_length)(source_ids)
-            return ops.convert_to_numpy(tokens), ops.convert_to_numpy(scores)
-        if decode.strategy == "sample":
-            # Each batch draws from its own stream, derived from the one seed.
-            seed = np.asarray([decode.seed, batch_index], dtype=np.uint32)
-            tokens = self._decoder(decode, max_length)(source_ids, seed)
+            tokens, scores = search(source_ids)
+        elif decode.strategy == "sample":
+            tokens, scores = search(source_ids, np.uint32(decode.seed % 2**32), streams)
         else:
-            tokens = self._decoder(decode, max_length)(source_ids)
-        return ops.convert_to_numpy(tokens)[:, None, :], None
+            tokens, scores = search(source_ids)
+        tokens, scores = ops.convert_to_numpy(tokens), ops.convert_to_numpy(scores)
+        if decode.strategy != "beam":  # one hypothesis per source
+            tokens, scores = tokens[:, None, :], scores[:, None]
+        return tokens, scores
 
     def _check_lengths(
         self, texts: list[str], lengths: list[int], overlong: str, before: int
@@ -258,7 +259,7 @@ class Translator:
                 )
         elif decode.strategy == "sample":
 
-            def search(source_ids, seed):
+            def search(source_ids, seed, streams):
                 return sample(
                     model.step,
                     model.encode(source_ids, max_length),
@@ -267,6 +268,7 @@ class Translator:
                     temperature=decode.temperature,
                     top_k=decode.top_k,
                     seed=seed,
+                    streams=streams,
                 )
         else:
 

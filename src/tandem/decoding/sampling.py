@@ -10,6 +10,8 @@ from tandem.decoding.banned import NEVER_OUTPUT, without
 
 # What no search outputs, and `<unk>`, which a sample would show as such.
 NEVER_SAMPLED = (*NEVER_OUTPUT, UNK_ID)
+# Spreads the seeds apart before the step number is added to them (2**32 / golden ratio).
+SEED_SPREAD = 0x9E3779B1
 
 
 def sample(
@@ -19,18 +21,21 @@ def sample(
     max_length: int,
     temperature: float = 1.0,
     top_k: int | None = None,
-    seed: int = 0,
+    seed=0,
+    streams=None,
 ):
     """Decode a batch by sampling each next token, until every sequence has ended. Padding,
     start and unknown ids are never drawn.
 
-    The random seed is a (2,) uint32 tensor threaded through the `keras.ops.while_loop`
-    and advanced by [0, 1] each step (what `keras.random.SeedGenerator` does), so the
-    loop stays functional: it compiles whole under `compile_stateless` and the same seed
-    gives the same tokens, compiled or eager. Tensor seeds are accepted by `keras.random`
-    on the JAX backend only: other backends, which run the loop eagerly, draw from a
-    `keras.random.SeedGenerator` seeded from the same (2,) seed instead (the same seed
-    gives the same tokens there too, but not the JAX backend's).
+    Every row draws from its own random stream: at step t, row r draws with the key
+    `(seed * SEED_SPREAD + t, streams[r])` (uint32 words). So a row's tokens depend on the
+    seed, its stream number and its own log-probs, not on the batch it is in or on its row:
+    a caller that numbers rows by their text (`Translator` uses the text's position in the
+    input) gets the same samples at any batch size. The keys are threaded through the
+    `keras.ops.while_loop`, so the loop compiles whole under `compile_stateless`. Tensor
+    seeds are accepted by `keras.random` on the JAX backend only: other backends, which run
+    the loop eagerly, draw the whole batch from a `keras.random.SeedGenerator` seeded from
+    `seed` (the same seed and batch give the same tokens there, but not the JAX backend's).
 
     Args:
         step: `(tokens (batch,), state) -> (log_probs (batch, vocab), state)`.
@@ -39,16 +44,18 @@ def sample(
         max_length: most tokens to generate per sequence, END_ID included.
         temperature: > 0; log-probs are divided by it (low: near greedy, high: flatter).
         top_k: if given (>= 1), sample only among the k most probable tokens.
-        seed: the random seed, an int or a (2,) uint32 array; the same seed gives the same
-            output.
+        seed: the random seed, an int or a uint32 scalar (compiled callers pass an array, to
+            change the seed without recompiling).
+        streams: (batch,) stream numbers, ints >= 0; default `0 .. batch_size - 1`.
 
     Returns:
-        int32 tensor (batch, max_length) of generated ids, END_ID included where reached,
-        PAD_ID after it.
+        `(tokens, scores)`: int32 (batch, max_length) generated ids, END_ID included where
+        reached, PAD_ID after it; float32 (batch,) the model's log-probabilities of those
+        tokens (before temperature and top-k), summed up to the end.
 
     Example:
-        >>> tokens = sample(model.step, model.encode(source_ids), batch_size=2,
-        ...                 max_length=20, temperature=0.8, top_k=10, seed=1)
+        >>> tokens, scores = sample(model.step, model.encode(source_ids), batch_size=2,
+        ...                         max_length=20, temperature=0.8, top_k=10, seed=1)
     """
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -57,37 +64,52 @@ def sample(
     output = ops.full((batch_size, max_length), PAD_ID, dtype="int32")
     tokens = ops.full((batch_size,), START_ID, dtype="int32")
     finished = ops.zeros((batch_size,), dtype="bool")
+    scores = ops.zeros((batch_size,), dtype="float32")
     if isinstance(seed, int):
-        seed_state = ops.convert_to_tensor([seed % 2**32, 0], dtype="uint32")
-    else:  # a (2,) uint32 array: lets compiled callers change the seed without recompiling
-        seed_state = ops.cast(seed, "uint32")
-    seed_increment = ops.convert_to_tensor([0, 1], dtype="uint32")
+        seed = seed % 2**32
+    spread = ops.convert_to_tensor(seed, "uint32") * ops.convert_to_tensor(SEED_SPREAD, "uint32")
+    if streams is None:
+        streams = ops.arange(batch_size)
+    streams = ops.cast(streams, "uint32")  # (batch,)
     generator = None
     if keras.backend.backend() != "jax":
-        first, second = (int(v) for v in ops.convert_to_numpy(seed_state))
-        generator = keras.random.SeedGenerator((first ^ (second * 0x9E3779B1)) % 2**31)
+        generator = keras.random.SeedGenerator(int(ops.convert_to_numpy(spread)) % 2**31)
 
-    def cond(index, output, tokens, finished, seed_state, state):
+    def draw(logits, index):
+        """One token per row: (batch, n) logits -> (batch,) indices into them."""
+        if generator is not None:
+            return keras.random.categorical(logits, 1, seed=generator)[:, 0]
+        word = ops.broadcast_to(spread + ops.cast(index, "uint32"), (batch_size,))
+        keys = ops.stack([word, streams], axis=1)  # (batch, 2)
+
+        def draw_row(row):
+            row_logits, key = row
+            return keras.random.categorical(row_logits[None, :], 1, seed=key)[0, 0]
+
+        return ops.vectorized_map(draw_row, (logits, keys))
+
+    def cond(index, output, tokens, finished, scores, state):
         return ops.logical_and(index < max_length, ops.logical_not(ops.all(finished)))
 
-    def body(index, output, tokens, finished, seed_state, state):
+    def body(index, output, tokens, finished, scores, state):
         log_probs, state = step(tokens, state)  # (batch, vocab)
         logits = without(log_probs / temperature, NEVER_SAMPLED)
-        draw_seed = seed_state if generator is None else generator
         if top_k is None:
-            drawn = keras.random.categorical(logits, 1, seed=draw_seed)  # (batch, 1)
+            drawn = draw(logits, index)  # (batch,)
         else:
             # Sampling among the k best is keeping them and setting the others to -inf.
             k = min(top_k, logits.shape[-1])
             top_logits, top_ids = ops.top_k(logits, k)  # (batch, k)
-            choice = keras.random.categorical(top_logits, 1, seed=draw_seed)  # (batch, 1)
-            drawn = ops.take_along_axis(top_ids, choice, axis=1)  # (batch, 1)
-        drawn = ops.cast(drawn[:, 0], "int32")  # (batch,)
+            choice = ops.cast(draw(top_logits, index), "int32")  # (batch,)
+            drawn = ops.take_along_axis(top_ids, choice[:, None], axis=1)[:, 0]
+        drawn = ops.cast(drawn, "int32")  # (batch,)
+        chosen = ops.take_along_axis(log_probs, drawn[:, None], axis=1)[:, 0]  # (batch,)
+        scores = scores + ops.where(finished, 0.0, ops.cast(chosen, "float32"))
         drawn = ops.where(finished, PAD_ID, drawn)
         output = ops.slice_update(output, (0, index), drawn[:, None])
         finished = ops.logical_or(finished, drawn == END_ID)
-        return index + 1, output, drawn, finished, seed_state + seed_increment, state
+        return index + 1, output, drawn, finished, scores, state
 
-    loop_vars = (ops.convert_to_tensor(0, "int32"), output, tokens, finished, seed_state, state)
-    _, output, _, _, _, _ = ops.while_loop(cond, body, loop_vars)
-    return output
+    loop_vars = (ops.convert_to_tensor(0, "int32"), output, tokens, finished, scores, state)
+    _, output, _, _, scores, _ = ops.while_loop(cond, body, loop_vars)
+    return output, scores

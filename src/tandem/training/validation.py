@@ -47,7 +47,8 @@ class ValidationScore(keras.callbacks.Callback):
         max_length = model.dims.max_decoder_seq_length
 
         def decode(ids):  # (BATCH_SIZE, steps) -> (BATCH_SIZE, max_length)
-            return greedy_search(model.step, model.encode(ids, max_length), BATCH_SIZE, max_length)
+            state = model.encode(ids, max_length)
+            return greedy_search(model.step, state, BATCH_SIZE, max_length)[0]
 
         self.decode = compile_stateless(decode, model.variables)
 
