@@ -142,8 +142,8 @@ def test_sampling_repeats_itself_with_the_same_seed(translator):
     assert first == again
     assert first != other
     # A text draws from the stream of its position, whatever the batch it is decoded in.
-    for batch_size in (1, 3, 64):
-        assert translator.translate(texts, strategy="sample", seed=3, batch_size=batch_size) == first
+    for size in (1, 3, 64):
+        assert translator.translate(texts, strategy="sample", seed=3, batch_size=size) == first
     # top-k of one is greedy, whatever the seed.
     assert translator.translate(texts, strategy="sample", top_k=1, seed=9) == translator.translate(
         texts
