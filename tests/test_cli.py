@@ -482,6 +482,13 @@ def test_tsv_output_keeps_one_row_of_three_fields_per_hypothesis(tiny_model_dir,
     assert [row[0] for row in rows[::2]] == ["Go.\\tVa", "Go.\\nHi.", "a\\\\b", ""]
 
 
+def test_the_seed_preset_names_itself_beside_another_family(tmp_path, tiny_tsv, capsys):
+    code, _, err = run(capsys, "train", str(tiny_tsv), "-o", str(tmp_path / "m"), "--preset",
+                       "seed", "--family", "transformer")  # fmt: skip
+    assert code == 2 and "--preset seed is the example's rnn model; it does not combine " in err
+    assert not (tmp_path / "m").exists()
+
+
 def test_every_strategy_scores_its_output(tiny_model_dir, capsys):
     for flags in ([], ["--sample", "--seed", "2"], ["--beam", "2"]):
         code, out, _ = run(capsys, "translate", str(tiny_model_dir), "Go.", "", *flags,

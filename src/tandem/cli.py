@@ -58,6 +58,11 @@ def train_config(args: argparse.Namespace):
                 "the example's model; drop one of the two (flags such as --latent-dim still "
                 "change the preset)"
             )
+        if args.family not in (None, ModelConfig.seed().family):
+            raise TandemError(
+                f"--preset seed is the example's {ModelConfig.seed().family} model; it does not "
+                f"combine with --family {args.family}"
+            )
         config = dataclasses.replace(config, model=ModelConfig.seed())
     config = config.replace(
         "data",
