@@ -608,7 +608,7 @@ def test_best_is_repaired_when_killed_between_last_and_best(tmp_path):
 def test_a_damaged_checkpoint_is_named_and_nothing_is_thrown_away(tmp_path):
     from tandem.model_dir import MANIFEST_FILE, _manifest
     from tandem.models import ModelDims
-    from tandem.training.resume import start_fresh_run
+    from tandem.training.resume import check_fresh_run, clear_run
 
     write_dummy(tmp_path, 2)
     write_dummy(tmp_path, 1, BEST)
@@ -619,8 +619,8 @@ def test_a_damaged_checkpoint_is_named_and_nothing_is_thrown_away(tmp_path):
         find_checkpoint(tmp_path, LAST)
     # Starting over would delete the intact best checkpoint too: refused, both left in place.
     with pytest.raises(CheckpointError, match="the checkpoint is damaged"):
-        start_fresh_run(tmp_path)
+        check_fresh_run(tmp_path)
     assert find_checkpoint(tmp_path, BEST).epoch == 1
     # Unless asked to start over.
-    start_fresh_run(tmp_path, overwrite=True)
+    clear_run(check_fresh_run(tmp_path, overwrite=True))
     assert not checkpoint_root(tmp_path).exists() and (tmp_path / MANIFEST_FILE).exists()

@@ -73,6 +73,14 @@ def test_train_translate_evaluate(tmp_path, capsys, tiny_tsv):
     assert (model / "model.keras").read_bytes() == weights
     code, _, err = run(capsys, *again, "--overwrite", "--resume")
     assert code == 2 and "choose one" in err
+    # A replacement refused for its data leaves the old model whole.
+    before = sorted(path.name for path in model.rglob("*"))
+    code, _, err = run(capsys, *again, "--overwrite", "--max-target-length", "1")
+    assert code == 2 and "no sentence pairs left after the length limits" in err
+    assert sorted(path.name for path in model.rglob("*")) == before
+    assert (model / "model.keras").read_bytes() == weights
+    code, out, _ = run(capsys, "translate", str(model), "Go.")
+    assert code == 0 and len(out.splitlines()) == 1
     code, _, err = run(capsys, *again, "--overwrite")
     assert code == 0 and "trained 1 epoch on 10 pairs" in err, err
     assert json.loads((model / "config.json").read_text())["model"]["latent_dim"] == 4

@@ -72,12 +72,13 @@ def config_differences(saved: Config, wanted: Config) -> list[str]:
     ]
 
 
-def start_fresh_run(model_dir: str | Path, overwrite: bool = False) -> Path:
-    """Prepare `model_dir` for a new run, refusing to throw away a trained model or an
-    unfinished run unless `overwrite`.
+def check_fresh_run(model_dir: str | Path, overwrite: bool = False) -> Path:
+    """Check that a new run may start in `model_dir`: refuse to throw away a trained model or
+    an unfinished run unless `overwrite`. Nothing is deleted (see `clear_run`).
 
     An unfinished run with no checkpoint yet (killed in its first epoch) has nothing to lose
-    and is started over. A directory that is not tandem's is refused even with `overwrite`.
+    and may be started over. A directory that is not tandem's is refused even with
+    `overwrite`.
     """
     model_dir = prepare_output_dir(model_dir)
     manifest = read_manifest(model_dir)
@@ -97,10 +98,15 @@ def start_fresh_run(model_dir: str | Path, overwrite: bool = False) -> Path:
                 f"{last.epoch}); continue it with --resume, train into a new directory, or "
                 "pass --overwrite to start over"
             )
+    return model_dir
+
+
+def clear_run(model_dir: Path) -> None:
+    """Delete what an earlier run left in `model_dir` (checkpoints, history, model), once
+    `check_fresh_run` allowed it and the new run's data have passed their checks."""
     shutil.rmtree(checkpoint_root(model_dir), ignore_errors=True)
     for name in (HISTORY_FILE, CURVE_FILE, WEIGHTS_FILE):
         (model_dir / name).unlink(missing_ok=True)
-    return model_dir
 
 
 def open_resumed_run(

@@ -46,7 +46,12 @@ from tandem.training.checkpoints import (
 )
 from tandem.training.devices import Replicas, data_parallel
 from tandem.training.losses import training_loss
-from tandem.training.resume import data_fingerprint, open_resumed_run, start_fresh_run
+from tandem.training.resume import (
+    check_fresh_run,
+    clear_run,
+    data_fingerprint,
+    open_resumed_run,
+)
 from tandem.training.schedules import InverseSqrt
 from tandem.training.validation import ValidationScore
 
@@ -228,7 +233,9 @@ def _train(
             output_dir, config, train_data
         )
     else:
-        output_dir = start_fresh_run(output_dir, overwrite)
+        # An earlier run here is deleted only once the new run's data have passed their
+        # checks (below), so a run refused for its data leaves the old model as it was.
+        output_dir = check_fresh_run(output_dir, overwrite)
         # Vocabularies first: subword lengths are only known once SentencePiece is trained.
         source_vocab = Vocabulary.build(
             [s for s, _ in pairs],
@@ -261,15 +268,16 @@ def _train(
         max_encoder_seq_length=dims.max_encoder_seq_length,
         max_decoder_seq_length=dims.max_decoder_seq_length,
     )
-    if checkpoint is None:
-        start_model_dir(output_dir, dims, source_vocab, target_vocab, config, train_data)
-    elif manifest["dims"] != dims.to_dict():
+    if checkpoint is not None and manifest["dims"] != dims.to_dict():
         raise TandemError(f"{output_dir}: the data give other model sizes than the run's")
     # Keras's validation_split holds out the last fraction, before any shuffling.
     n_validation = int(len(kept) * config.train.validation_split)
     n_train = len(kept) - n_validation
     if n_train < 1:
         raise TandemError("the validation split leaves no training pairs")
+    if checkpoint is None:
+        clear_run(output_dir)
+        start_model_dir(output_dir, dims, source_vocab, target_vocab, config, train_data)
     batch_size = config.train.batch_size
     options = {"mask_padding": config.model.mask_padding, "replicas": replicas}
     train_batches = TrainingBatches(
