@@ -93,6 +93,7 @@ def test_unknown_section_is_an_error():
         (lambda: DataConfig(skip_bad_lines=0), "data.skip_bad_lines must be true or false"),
         (lambda: ModelConfig(latent_dim=2**16 + 1), "model.latent_dim must be at most 65,536"),
         (lambda: ModelConfig(ff_dim=10**11), "model.ff_dim must be at most 65,536"),
+        (lambda: DataConfig(spm_vocab_size=2**31), "data.spm_vocab_size must be at most 1,000,000"),
         (
             lambda: Config(model={"latent_dim": 8}),
             "section 'model' must be a ModelConfig, got dict",

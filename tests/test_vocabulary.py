@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tandem.data.vocabulary import END_ID, PAD_ID, START_ID, UNK_ID, Vocabulary
-from tandem.errors import ModelDirError
+from tandem.errors import ModelDirError, TandemError
 
 
 def test_reserved_ids_come_first():
@@ -104,3 +104,34 @@ def test_a_hand_edited_token_is_refused_when_loaded(tmp_path, kind, token, messa
     path.write_text(json.dumps(data))
     with pytest.raises(ModelDirError, match=re.escape(f"{path}: malformed vocabulary: {message}")):
         Vocabulary.load(path)
+
+
+def test_reserved_names_in_the_data_are_ordinary_words():
+    # A word "</s>" is not the end, nor "<pad>" padding: each is a token of its own.
+    text = "x <pad> y </s> z <unk> <s>"
+    vocab = Vocabulary.build([text], kind="word")
+    ids = vocab.encode(text)
+    assert len(ids) == 7 and min(ids) >= 4 and len(set(ids)) == 7
+    assert vocab.decode(ids) == text
+    assert "</s>" not in Vocabulary.build(["a b"], kind="word").stoi  # unseen: unknown
+    assert Vocabulary.build(["a b"], kind="word").encode("a </s> b")[1] == UNK_ID
+
+
+def test_reserved_names_as_tokens_survive_a_reload(tmp_path):
+    vocab = Vocabulary.build(["B </s> E"], kind="word")
+    vocab.save(tmp_path / "v.json")
+    loaded = Vocabulary.load(tmp_path / "v.json")
+    assert loaded == vocab and loaded.decode(loaded.encode("B </s> E")) == "B </s> E"
+
+
+def test_sentencepiece_refuses_its_own_space_mark_in_the_data():
+    with pytest.raises(TandemError, match=r"target sentence 2 holds ▁ \(U\+2581\)"):
+        Vocabulary.build(["a b", "a\u2581b"], kind="spm", spm_vocab_size=30, side="target")
+
+
+def test_sentencepiece_learns_from_sentences_beyond_its_default_length():
+    # SentencePiece leaves out sentences of over 4,192 bytes, and fails on data of only those.
+    long = " ".join(["alpha", "beta"] * 500)
+    vocab = Vocabulary.build([long], kind="spm", spm_vocab_size=30)
+    assert vocab.decode(vocab.encode(long)) == long
+    assert "▁beta" in vocab.tokens  # a piece learnt from it

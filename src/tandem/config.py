@@ -36,6 +36,9 @@ MAX_DECODE_LENGTH = 10_000
 MAX_BEAM = 256
 
 
+SPM_MOST_PIECES = 1_000_000
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """How parallel data is read and filtered."""
@@ -49,7 +52,9 @@ class DataConfig:
     spm_vocab_size: int = 8000  # most SentencePiece pieces per spm side (fewer on small data)
 
     def __post_init__(self):
-        _check_positive(self, "spm_vocab_size")
+        # SentencePiece takes a 32-bit size, and near that never ends; a million pieces is
+        # already far beyond what any data here yields (fewer are kept on small data).
+        _check_positive(self, "spm_vocab_size", most=SPM_MOST_PIECES)
         for name in ("max_samples", "max_source_length", "max_target_length"):
             _check_positive(self, name, allow_none=True)
         _check_choice(self, "source_tokens", TOKEN_KINDS)

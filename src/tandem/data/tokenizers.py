@@ -40,6 +40,12 @@ class WordTokenizer:
         return " ".join(tokens)
 
 
+# SentencePiece's mark for a space inside pieces ("▁").
+SPACE_MARK = "\u2581"
+# SentencePiece's default longest training sentence, in bytes.
+SPM_SENTENCE_BYTES = 4192
+
+
 class SentencePieceTokenizer:
     """Subword pieces from a SentencePiece model trained on the training data.
 
@@ -56,11 +62,22 @@ class SentencePieceTokenizer:
         self.processor = sentencepiece.SentencePieceProcessor(model_proto=model_proto)
 
     @classmethod
-    def train(cls, texts: Iterable[str], vocab_size: int, model_type: str = "unigram"):
-        """Train on `texts`; `vocab_size` is an upper bound (small data gets fewer pieces)."""
+    def train(
+        cls, texts: Iterable[str], vocab_size: int, model_type: str = "unigram", side: str = ""
+    ):
+        """Train on `texts`; `vocab_size` is an upper bound (small data gets fewer pieces).
+        `side` ("source", "target") names the texts in errors."""
         import sentencepiece
 
         texts = list(texts)
+        for number, text in enumerate(texts, 1):
+            if SPACE_MARK in text:
+                name = f"{side} sentence" if side else "sentence"
+                raise TandemError(
+                    f"{name} {number} holds {SPACE_MARK} (U+2581), which SentencePiece writes "
+                    f"for spaces, so it would come back as a space: {text[:40]!r}; replace it, "
+                    "or split this side into char or word tokens"
+                )
         model = io.BytesIO()
         try:
             sentencepiece.SentencePieceTrainer.train(
@@ -73,6 +90,11 @@ class SentencePieceTokenizer:
                 # Keep text as it is, so decoding gives back exactly what was encoded.
                 normalization_rule_name="identity",
                 remove_extra_whitespaces=False,
+                # Learn from every sentence: by default longer ones (4,192 bytes) are left
+                # out, and data of only such sentences fails.
+                max_sentence_length=max(
+                    SPM_SENTENCE_BYTES, 1 + max((len(t.encode()) for t in texts), default=0)
+                ),
                 minloglevel=2,
             )
         except RuntimeError as exc:

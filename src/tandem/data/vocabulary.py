@@ -21,7 +21,8 @@ class Vocabulary:
 
     Ids 0-3 are reserved (padding, start, end, unknown); real tokens follow in sorted order,
     so the same data always gives the same ids. A token never seen in training maps to
-    `UNK_ID` instead of failing.
+    `UNK_ID` instead of failing. The reserved ids' names (`RESERVED`) are not tokens: a word
+    `</s>` in the data is a real token with its own id, never the end.
 
     Args:
         tokens: the real tokens, without the reserved ones.
@@ -45,9 +46,9 @@ class Vocabulary:
             if not self.tokenizer.is_token(token):
                 raise ValueError(f"token {token!r} is not a {kind} token")
         self.itos = list(RESERVED) + self.tokens
-        self.stoi = {token: index for index, token in enumerate(self.itos)}
-        if len(self.stoi) != len(self.itos):
-            raise ValueError("vocabulary tokens must be unique and not reserved")
+        self.stoi = {token: index for index, token in enumerate(self.tokens, len(RESERVED))}
+        if len(self.stoi) != len(self.tokens):
+            raise ValueError("vocabulary tokens must be unique")
 
     @classmethod
     def build(
@@ -56,19 +57,22 @@ class Vocabulary:
         kind: str = "char",
         min_count: int = 1,
         spm_vocab_size: int = 8000,
+        side: str = "",
     ) -> Vocabulary:
         """Collect every token that occurs at least `min_count` times in `texts`.
 
         For kind "spm", a SentencePiece model of at most `spm_vocab_size` pieces is trained
-        on `texts` first, and the vocabulary holds its pieces.
+        on `texts` first, and the vocabulary holds its pieces. `side` ("source", "target")
+        names the texts in errors.
         """
         texts = list(texts)
         spm_model = None
         if kind == "spm":
-            spm_model = SentencePieceTokenizer.train(texts, spm_vocab_size).model_proto
+            trained = SentencePieceTokenizer.train(texts, spm_vocab_size, side=side)
+            spm_model = trained.model_proto
         tokenizer = make_tokenizer(kind, spm_model)
         counts = Counter(token for text in texts for token in tokenizer.tokenize(text))
-        kept = sorted(t for t, n in counts.items() if n >= min_count and t not in RESERVED)
+        kept = sorted(t for t, n in counts.items() if n >= min_count)
         return cls(kept, kind, spm_model)
 
     def __len__(self) -> int:

@@ -241,11 +241,13 @@ def _train(
             [s for s, _ in pairs],
             config.data.source_tokens,
             spm_vocab_size=config.data.spm_vocab_size,
+            side="source",
         )
         target_vocab = Vocabulary.build(
             [t for _, t in pairs],
             config.data.target_tokens,
             spm_vocab_size=config.data.spm_vocab_size,
+            side="target",
         )
     # Every pair is tokenized once, into unpadded id arrays (see tandem.data.batching).
     encoded = encode_pairs(pairs, source_vocab, target_vocab)
