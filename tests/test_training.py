@@ -272,6 +272,16 @@ def test_plateau_cuts_the_learning_rate_and_the_cut_survives_a_resume(tmp_path):
     assert result.initial_epoch == 3 and len(result.history) == 4
 
 
+def test_max_samples_keeps_the_first_pairs_given_to_train(tmp_path):
+    from tandem.training import train
+
+    config = tiny_config(epochs=1).replace("data", max_samples=10)
+    bad = [("", "vide")]  # beyond the first 10: never read, as a file's lines would not be
+    result = train(PAIRS[:10] + bad + PAIRS[10:], config, tmp_path, verbose=0)
+    assert (result.train_pairs, result.validation_pairs) == (8, 2)
+    assert json.loads((tmp_path / "config.json").read_text())["data"]["max_samples"] == 10
+
+
 def test_inverse_sqrt_schedule_values_and_config():
     from tandem.training.schedules import InverseSqrt
 

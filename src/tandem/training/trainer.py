@@ -135,7 +135,9 @@ def train(
     `train.average_last` N, the mean of the weights of the N epochs ending at that one.
 
     Args:
-        pairs: (source, target) sentence pairs, in file order.
+        pairs: (source, target) sentence pairs, in file order; `config.data.max_samples`
+            keeps the first N. (Reading applies it too, and `data.skip_bad_lines`: see
+            `tandem.data.reading.read_pairs`; a bad pair given here is refused.)
         config: the resolved configuration (written into the model directory).
         output_dir: where the model directory goes (created; must be empty or a model dir).
         resume: continue the unfinished run in `output_dir` from its last checkpoint; `config`
@@ -160,7 +162,7 @@ def train(
         >>> train(pairs, Config(), "models/fra")  # doctest: +SKIP
         >>> train(pairs, Config(), "models/fra", resume=True)  # after a kill  # doctest: +SKIP
     """
-    _check_arguments(pairs, config, callbacks)
+    pairs = _check_arguments(pairs, config, callbacks)
     if resume and overwrite:
         raise TandemError(
             "resume continues the run in output_dir, overwrite replaces it: choose one"
@@ -179,9 +181,10 @@ def train(
         )
 
 
-def _check_arguments(pairs, config, callbacks) -> None:
+def _check_arguments(pairs, config, callbacks) -> Sequence[tuple[str, str]]:
     """What `read_pairs` and the CLI's parsing guarantee, checked for API callers before
-    anything is written."""
+    anything is written; returns the pairs that `data.max_samples` keeps (the first N, as
+    reading keeps the first N lines)."""
     if keras.backend.backend() == "numpy":
         raise TandemError(
             "the numpy backend cannot train (Keras has no training for it): train with "
@@ -202,6 +205,8 @@ def _check_arguments(pairs, config, callbacks) -> None:
         raise TypeError("pairs must be a sequence of (source, target) pairs, not one string")
     if not pairs:
         raise TandemError("no sentence pairs to train on")
+    if config.data.max_samples is not None:
+        pairs = pairs[: config.data.max_samples]
     for index, pair in enumerate(pairs):
         if not (isinstance(pair, tuple | list) and len(pair) == 2):
             raise TypeError(f"pairs[{index}] must be a (source, target) pair, got {pair!r}")
@@ -213,6 +218,7 @@ def _check_arguments(pairs, config, callbacks) -> None:
             problem = text_problem(text)
             if problem:  # a target's line break would come out as two lines of translation
                 raise TandemError(f"pairs[{index}]: the {side} sentence holds {problem}")
+    return pairs
 
 
 def _train(
