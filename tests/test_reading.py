@@ -142,6 +142,16 @@ def test_aligned_files_of_unequal_length(tmp_path, short_side):
     assert str(info.value) == f"{short}:3: ran out of lines after line 2; {long} has more"
 
 
+def test_aligned_files_are_compared_to_their_ends_whatever_max_samples_keeps(tmp_path):
+    # A line missing from the targets shifts every later pair, those kept included.
+    sources = write(tmp_path / "src.txt", b"a\nb\nc\nd\n")
+    targets = write(tmp_path / "tgt.txt", b"A\nC\nD\n")
+    with pytest.raises(DataError, match="tgt.txt:4: ran out of lines after line 3; "):
+        read_pairs(sources, targets, max_samples=2)
+    targets.write_bytes(b"A\nB\nC\nD\n")
+    assert read_pairs(sources, targets, max_samples=2).pairs == [("a", "A"), ("b", "B")]
+
+
 def test_aligned_errors_name_the_side(tmp_path):
     sources = write(tmp_path / "src.txt", b"a\n \nc\nd\n")
     targets = write(tmp_path / "tgt.txt", b"A\nB\n\nD\xff\n")
@@ -266,8 +276,9 @@ def test_max_samples_stops_reading(tmp_path):
     # The bad line after the first N pairs is never reached.
     path = write(tmp_path / "data.tsv", b"a\tA\nb\tB\nno tab\n")
     assert read_pairs(path, max_samples=2).pairs == [("a", "A"), ("b", "B")]
-    sources = write(tmp_path / "s.txt", b"a\nb\nc\n")
-    targets = write(tmp_path / "t.txt", b"A\n")
+    # Aligned files are read to their ends (below), but their bad lines past N are not errors.
+    sources = write(tmp_path / "s.txt", b"a\nb\n\n")
+    targets = write(tmp_path / "t.txt", b"A\nB\nC\n")
     assert read_pairs(sources, targets, max_samples=1).pairs == [("a", "A")]
 
 

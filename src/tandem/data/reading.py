@@ -76,7 +76,8 @@ def read_pairs(
             attribution), a ".zip" archive holding one such ".txt" member (plus optional
             "_about.txt"), or, with target_path, a file of source sentences, one per line.
         target_path: the file of target sentences aligned line by line with path.
-        max_samples: keep only the pairs of the first N valid lines; reading stops there.
+        max_samples: keep only the pairs of the first N valid lines; reading stops there
+            (aligned files are still read to their ends, to check that they are aligned).
         skip_bad_lines: skip (and count) bad lines instead of raising; whole-file problems
             (missing file, unreadable zip, unequal aligned files, no pairs at all) still raise.
         multi_reference: every column after the source is a target of it, one pair each
@@ -103,7 +104,12 @@ def read_pairs(
         label = f"{path} + {target_path}"
         with _open(path) as sources, _open(target_path) as targets:
             rows = _aligned_rows(sources, targets, str(path), str(target_path))
-            return _collect(rows, label, max_samples, skip_bad_lines)
+            data = _collect(rows, label, max_samples, skip_bad_lines)
+            # A line missing from one file shifts every later line, those kept included:
+            # both files are read to their ends, past max_samples too, to compare lengths.
+            for _ in rows:
+                pass
+            return data
     if str(path).lower().endswith(".zip"):
         return _read_zip(str(path), max_samples, skip_bad_lines, multi_reference)
     with _open(path) as stream:
