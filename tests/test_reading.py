@@ -142,6 +142,17 @@ def test_aligned_files_of_unequal_length(tmp_path, short_side):
     assert str(info.value) == f"{short}:3: ran out of lines after line 2; {long} has more"
 
 
+def test_a_byte_order_mark_after_the_first_line_is_a_bad_line(tmp_path):
+    # Two files that each begin with a BOM, joined with cat.
+    path = write(tmp_path / "cat.tsv", b"\xef\xbb\xbfGo.\tVa !\n\xef\xbb\xbfHi.\tSalut !\n")
+    expect_error(path, "byte order mark (U+FEFF) at the start of the source sentence", 2)
+    assert read_pairs(path, skip_bad_lines=True).pairs == [("Go.", "Va !")]
+    targets = write(tmp_path / "t.txt", b"Va !\n\xef\xbb\xbfSalut !\n")
+    sources = write(tmp_path / "s.txt", b"Go.\nHi.\n")
+    with pytest.raises(DataError, match="t.txt:2: byte order mark .* of the target sentence"):
+        read_pairs(sources, targets)
+
+
 def test_aligned_files_are_compared_to_their_ends_whatever_max_samples_keeps(tmp_path):
     # A line missing from the targets shifts every later pair, those kept included.
     sources = write(tmp_path / "src.txt", b"a\nb\nc\nd\n")
@@ -185,14 +196,16 @@ def test_aligned_errors_name_the_side(tmp_path):
             1,
             "NUL byte at byte 2 of the line (UTF-16 without a BOM? tandem reads UTF-8)",
         ),
-        (b"\xef\xbb\xbf\xef\xbb\xbfGo.\tVa\n", None, None),  # a second BOM is text, not an error
+        (  # the first BOM is the file's; a second is an invisible character, not text
+            b"\xef\xbb\xbf\xef\xbb\xbfGo.\tVa\n",
+            1,
+            "byte order mark (U+FEFF) at the start of the source sentence (files joined with "
+            "cat, each with its own?)",
+        ),
     ],
 )
 def test_line_errors(tmp_path, content, line, message):
     path = write(tmp_path / "data.tsv", content)
-    if message is None:
-        assert read_pairs(path).pairs == [("\ufeffGo.", "Va")]
-        return
     error = expect_error(path, message, line)
     assert error.path == str(path)
     assert str(error) == f"{path}:{line}: {message}"

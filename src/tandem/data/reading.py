@@ -319,6 +319,15 @@ def _sentence(text: str, side: str, label: str, line: int) -> str:
         raise DataError(
             label, f"carriage return inside the {side} sentence (lines ending in CR alone?)", line
         )
+    if text.startswith("\ufeff"):
+        # Only a file's first line may begin with a byte order mark (it is dropped there);
+        # later, it is one of two files joined with cat, each with its own.
+        raise DataError(
+            label,
+            f"byte order mark (U+FEFF) at the start of the {side} sentence (files joined "
+            "with cat, each with its own?)",
+            line,
+        )
     return text
 
 
