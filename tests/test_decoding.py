@@ -303,7 +303,7 @@ def test_sampling_repeats_with_a_seed_and_varies_across_seeds():
     assert not np.array_equal(first, flat_sample(seed=8))
 
 
-@pytest.mark.parametrize("kwargs", [{"top_k": 1}, {"temperature": 1e-4}])
+@pytest.mark.parametrize("kwargs", [{"top_k": 1}, {"temperature": 1e-4}, {"temperature": 1e-30}])
 def test_sampling_can_be_greedy(kwargs):
     # Sampling never draws <unk>; greedy search takes the argmax, whatever it is.
     step, state = random_bigram(seed=5, batch_size=4, keep_out=(PAD_ID, START_ID, UNK_ID))
@@ -392,6 +392,21 @@ def test_no_search_outputs_padding_or_the_start_id():
         end = row.index(END_ID) if END_ID in row else len(row)
         assert not set(row[:end]) & {PAD_ID, START_ID} and set(row[end + 1 :]) <= {PAD_ID}
     assert len(set(hypotheses)) == 4 and np.isfinite(numpy(scores)).all()
+
+
+def test_a_tiny_temperature_samples_the_best_allowed_token():
+    # The best allowed token is improbable (0.3): scaled by 1e-30, every log-prob overflows
+    # far below any fixed "banned" fill, and still only token 4 may be drawn.
+    probs = np.array([0.1, 0.1, 0.05, 0.1, 0.3, 0.2, 0.1, 0.05], "float32")
+    log_probs = ops.convert_to_tensor(np.log(probs))
+
+    def step(tokens, state):
+        return ops.tile(log_probs[None, :], (tokens.shape[0], 1)), state
+
+    for temperature in (1e-30, 1e-45):
+        tokens, scores = sample(step, ops.zeros((64,)), 64, 3, temperature=temperature, seed=1)
+        assert (numpy(tokens) == 4).all()
+        np.testing.assert_allclose(numpy(scores), 3 * np.log(0.3), rtol=1e-5)
 
 
 def test_sampling_pads_after_end():

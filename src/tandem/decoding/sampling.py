@@ -93,7 +93,10 @@ def sample(
 
     def body(index, output, tokens, finished, scores, state):
         log_probs, state = step(tokens, state)  # (batch, vocab)
-        logits = without(log_probs / temperature, NEVER_SAMPLED)
+        # Shifted so that the best allowed token is at 0 before scaling: at any temperature
+        # it stays finite (others may reach -inf), and the banned ones are -inf, never drawn.
+        allowed = without(log_probs, NEVER_SAMPLED, fill=float("-inf"))
+        logits = (allowed - ops.max(allowed, axis=-1, keepdims=True)) / temperature
         if top_k is None:
             drawn = draw(logits, index)  # (batch,)
         else:
