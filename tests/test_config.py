@@ -100,8 +100,9 @@ def test_unknown_section_is_an_error():
         ),
         (lambda: Config().replace("decode", beam_size=3), "unknown config section 'decode'"),
         (lambda: Config.from_dict(None), "config must be a JSON object, got null"),
-        (lambda: DecodeConfig(alpha=float("nan")), "decode.alpha must be a finite number >= 0"),
-        (lambda: DecodeConfig(alpha=-0.5), "decode.alpha must be a finite number >= 0"),
+        (lambda: DecodeConfig(alpha=float("nan")), r"decode.alpha must be a number in \[0, 10\)"),
+        (lambda: DecodeConfig(alpha=-0.5), r"decode.alpha must be a number in \[0, 10\)"),
+        (lambda: DecodeConfig(alpha=1000), r"decode.alpha must be a number in \[0, 10\), got 1000"),
         (
             lambda: DecodeConfig(temperature=float("inf")),
             "decode.temperature must be a finite number > 0",
@@ -168,3 +169,16 @@ def test_decode_settings_in_use_are_those_of_the_strategy():
     drawn = DecodeConfig(strategy="sample", top_k=3, seed=7).in_use()
     assert (drawn["top_k"], drawn["seed"], drawn["temperature"]) == (3, 7, 1.0)
     assert "beam_size" not in drawn
+
+
+def test_numpy_numbers_are_taken_as_pythons_own(tmp_path):
+    import numpy as np
+
+    decode = DecodeConfig(strategy="beam", beam_size=np.int32(3), alpha=np.float32(0.5))
+    assert decode.beam_size == 3 and type(decode.beam_size) is int
+    assert type(decode.alpha) is float and decode.alpha == 0.5
+    config = Config().replace("train", batch_size=np.int64(16), learning_rate=np.float64(0.01))
+    config.save(tmp_path / "config.json")  # json cannot write numpy's numbers
+    assert Config.load(tmp_path / "config.json").train.batch_size == 16
+    with pytest.raises(ConfigError, match="decode.beam_size must be a positive integer"):
+        DecodeConfig(strategy="beam", beam_size=np.float64(3.0))  # a float stays a float

@@ -186,6 +186,12 @@ def test_length_normalisation_changes_the_winner():
         np.testing.assert_allclose(numpy(scores)[0, 0], expected, rtol=1e-5)
 
 
+def test_an_alpha_whose_penalty_overflows_is_refused():
+    decoder = TreeDecoder(TRAP)
+    with pytest.raises(ValueError, match="the length penalty at 10000 steps overflows"):
+        beam_search(decoder.step, decoder.state([0]), 1, 10_000, beam_size=2, alpha=12.0)
+
+
 def test_length_penalty_is_gnmt():
     assert float(numpy(length_penalty(1, 0.0))) == 1.0
     np.testing.assert_allclose(numpy(length_penalty(7, 0.6)), 2.0**0.6, rtol=1e-6)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ MAX_LAYERS = 256
 # search's arrays do not fit in memory, and an allocation that large can abort the process.
 MAX_DECODE_LENGTH = 10_000
 MAX_BEAM = 256
+# GNMT's length penalty ((5 + length) / 6) ** alpha must stay within float32 at the longest
+# decode (alpha 10: 1.7e32); useful values are below 2.
+MAX_ALPHA = 10.0
 
 
 SPM_MOST_PIECES = 1_000_000
@@ -52,6 +56,7 @@ class DataConfig:
     spm_vocab_size: int = 8000  # most SentencePiece pieces per spm side (fewer on small data)
 
     def __post_init__(self):
+        _plain_numbers(self)
         # SentencePiece takes a 32-bit size, and near that never ends; a million pieces is
         # already far beyond what any data here yields (fewer are kept on small data).
         _check_positive(self, "spm_vocab_size", most=SPM_MOST_PIECES)
@@ -85,6 +90,7 @@ class ModelConfig:
     ff_dim: int = 1024  # transformer: inner width of the feed-forward blocks
 
     def __post_init__(self):
+        _plain_numbers(self)
         _check_choice(self, "family", FAMILIES)
         _check_choice(self, "cell", CELLS)
         _check_choice(self, "inputs", INPUTS)
@@ -160,6 +166,7 @@ class TrainConfig:
     # ending at the one it keeps (the best with early stopping, else the last); None: off
 
     def __post_init__(self):
+        _plain_numbers(self)
         _check_positive(self, "epochs")
         _check_positive(self, "batch_size")
         _check_choice(self, "optimizer", OPTIMIZERS)
@@ -203,6 +210,7 @@ class DecodeConfig:
     overlong: str = "truncate"  # sources longer than any in training: truncate (warn) | error
 
     def __post_init__(self):
+        _plain_numbers(self)
         _check_choice(self, "strategy", STRATEGIES)
         _check_choice(self, "overlong", OVERLONG)
         _check_positive(self, "beam_size", most=MAX_BEAM)
@@ -220,8 +228,10 @@ class DecodeConfig:
             raise ConfigError(
                 f"decode.temperature must be a finite number > 0, got {self.temperature!r}"
             )
-        if not _is_number(self.alpha, low=0.0, closed_low=True):
-            raise ConfigError(f"decode.alpha must be a finite number >= 0, got {self.alpha!r}")
+        if not _is_number(self.alpha, low=0.0, high=MAX_ALPHA, closed_low=True):
+            raise ConfigError(
+                f"decode.alpha must be a number in [0, {MAX_ALPHA:g}), got {self.alpha!r}"
+            )
         _check_seed(self)
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
         for strategy, names in STRATEGY_SETTINGS.items():
@@ -414,6 +424,19 @@ def _check_choice(obj, name: str, choices: tuple[str, ...]) -> None:
     value = getattr(obj, name)
     if value not in choices:
         raise ConfigError(f"{_key(obj, name)} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _plain_numbers(obj) -> None:
+    """Python's own int and float in place of other numbers (numpy's np.int64(4), say), so
+    that the checks accept them and config.json can hold them."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, bool) or type(value) in (int, float):
+            continue
+        if isinstance(value, numbers.Integral):
+            object.__setattr__(obj, f.name, int(value))
+        elif isinstance(value, numbers.Real):
+            object.__setattr__(obj, f.name, float(value))
 
 
 def _is_number(value, low: float, high: float = math.inf, closed_low: bool = False) -> bool:

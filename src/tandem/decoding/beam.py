@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import ops
 
@@ -9,6 +11,7 @@ from tandem.data.vocabulary import END_ID, PAD_ID, START_ID
 from tandem.decoding.banned import without
 
 NEG_INF = float("-inf")
+FLOAT32_LOG_MAX = math.log(3.4e38)  # the length penalty is a float32
 
 
 def length_penalty(length, alpha: float):
@@ -71,6 +74,8 @@ def beam_search(
         raise ValueError(f"nbest must be between 1 and beam_size={beam_size}, got {nbest}")
     if alpha < 0:
         raise ValueError(f"alpha must be >= 0, got {alpha}")
+    if alpha * math.log((5.0 + max_length) / 6.0) >= FLOAT32_LOG_MAX:
+        raise ValueError(f"alpha {alpha}: the length penalty at {max_length} steps overflows")
     batch, beam = batch_size, beam_size
     final_penalty = ((5.0 + max_length) / 6.0) ** alpha
 
