@@ -510,6 +510,15 @@ def test_text_output_has_nbest_lines_for_every_source(tiny_model_dir, capsys):
     code, out, _ = run(capsys, "translate", str(tiny_model_dir), "Go.", "", "Hi.", "--beam",
                        "3", "--nbest", "2")  # fmt: skip
     assert code == 0 and len(out.splitlines()) == 6 and out.splitlines()[2:4] == ["", ""]
+    # Fewer hypotheses than asked for exist (one token each): empty lines fill the text
+    # format, and the json lists only the real ones, never an -Infinity score.
+    many = ("translate", str(tiny_model_dir), "Go.", "Hi.", "--beam", "100", "--nbest", "100",
+            "--max-length", "1")  # fmt: skip
+    code, out, _ = run(capsys, *many)
+    assert code == 0 and len(out.splitlines()) == 200 and out.splitlines()[-1] == ""
+    code, out, _ = run(capsys, *many, "--format", "json")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and "Infinity" not in out and 1 < len(rows[0]["hypotheses"]) < 100
 
 
 @pytest.mark.parametrize(

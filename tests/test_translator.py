@@ -1,5 +1,7 @@
 """The Translator facade: batched greedy decoding, unknown characters, overlong and empty input."""
 
+import math
+
 import pytest
 
 from tandem import Translator
@@ -127,6 +129,16 @@ def test_beam_search_returns_sorted_distinct_nbest(translator):
     assert len(result.hypotheses) == 3
     assert scores == sorted(scores, reverse=True)
     assert len({h.text for h in result.hypotheses}) == 3
+
+
+def test_beam_returns_only_the_hypotheses_that_exist(translator):
+    # One token each: fewer distinct hypotheses exist than the 100 asked for.
+    [result] = translator.translate_stream(
+        ["Hello!"], strategy="beam", beam_size=100, nbest=100, max_length=1
+    )
+    scores = [h.score for h in result.hypotheses]
+    assert 1 < len(scores) < 100 and all(math.isfinite(score) for score in scores)
+    assert len({h.text for h in result.hypotheses}) == len(scores)
 
 
 def test_beam_of_one_equals_greedy(translator):

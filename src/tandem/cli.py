@@ -237,7 +237,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     try:
         with progress:
             for result in translator.translate_stream(texts, decode, more_ready=more_ready):
-                _print_translation(result, args.format)
+                _print_translation(result, args.format, decode.nbest)
                 progress.update()
                 if lines is not None and not lines.more_ready(wait=0):
                     sys.stdout.flush()  # whoever feeds the input may be waiting for this
@@ -305,9 +305,9 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _print_translation(result, output_format: str) -> None:
-    """One source's translation on stdout: json one object, tsv and text a row or line per
-    hypothesis."""
+def _print_translation(result, output_format: str, nbest: int) -> None:
+    """One source's translation on stdout: json one object, tsv a row per hypothesis, text a
+    line per hypothesis and empty lines up to `nbest`, so that every source has as many."""
     if output_format == "json":
         hypotheses = [{"text": h.text, "score": h.score} for h in result.hypotheses]
         row = {"source": result.source, "translation": result.text, "hypotheses": hypotheses}
@@ -319,6 +319,7 @@ def _print_translation(result, output_format: str) -> None:
     else:
         for h in result.hypotheses:
             print(h.text)
+        print("\n" * (nbest - len(result.hypotheses)), end="")
     sys.stdout.flush()
 
 

@@ -39,7 +39,8 @@ class Hypothesis:
 
 @dataclass(frozen=True)
 class Translation:
-    """All hypotheses for one source, best first."""
+    """All hypotheses for one source, best first: `nbest` of them, or fewer when the search
+    finds fewer (an empty source gets `nbest` empty ones)."""
 
     source: str
     hypotheses: list[Hypothesis]
@@ -193,9 +194,12 @@ class Translator:
     def _translation(self, source: str, tokens: np.ndarray, scores, position: int) -> Translation:
         if not source.strip():  # as many (empty) hypotheses as any other source gets
             return Translation(source, [Hypothesis("", None) for _ in tokens])
+        # A beam keeps fewer than nbest hypotheses (scored -inf) when no more exist, as in a
+        # tiny vocabulary at a short max_length; the best always has a finite score.
         hypotheses = [
             Hypothesis(self.target_vocab.decode(ids), float(scores[position, rank]))
             for rank, ids in enumerate(tokens)
+            if rank == 0 or np.isfinite(scores[position, rank])
         ]
         return Translation(source, hypotheses)
 
