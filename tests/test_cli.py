@@ -164,6 +164,36 @@ def test_module_entry_point_has_no_traceback(tmp_path):
     assert result.stderr.startswith("tandem: error:") and "Traceback" not in result.stderr
 
 
+def test_output_is_utf8_whatever_the_locale(tiny_model_dir):
+    import os
+
+    result = subprocess.run(
+        [sys.executable, "-m", "tandem", "translate", str(tiny_model_dir), "Café", "--format",
+         "json"],
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "ascii"},
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.decode("utf-8"))["source"] == "Café"
+
+
+def test_arguments_and_paths_that_are_not_utf8(tiny_model_dir, tmp_path, capsys):
+    import os
+
+    # Python keeps a command line's bytes that are not UTF-8 as lone surrogates.
+    code, out, err = run(capsys, "translate", str(tiny_model_dir), "Go.", os.fsdecode(b"caf\xe9"))
+    assert code == 2 and out == ""
+    assert err == (
+        "tandem: error: argument 2 is not valid UTF-8: 'caf\ufffd' (tandem reads and writes "
+        "UTF-8, whatever the locale)\n"
+    )
+    data = tmp_path / os.fsdecode(b"d\xe9mo.tsv")
+    data.write_text("Go.\tVa !\n", encoding="utf-8")
+    code, out, _ = run(capsys, "evaluate", str(tiny_model_dir), str(data), "--format", "json")
+    assert code == 0 and json.loads(out)["data"].endswith("d\ufffdmo.tsv")
+
+
 def test_translate_answers_each_line_of_a_pipe_as_it_comes(tiny_model_dir):
     # A program that writes a line and waits for its translation before writing the next.
     process = subprocess.Popen(

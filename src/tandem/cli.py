@@ -222,6 +222,12 @@ def cmd_translate(args: argparse.Namespace) -> int:
     decode = decode_config(args)
     if args.text and args.input:
         raise TandemError("give texts as arguments or a file with --input, not both")
+    for number, text in enumerate(args.text, 1):
+        if text != _utf8(text):  # as a file's line that is not UTF-8 is refused
+            raise TandemError(
+                f"argument {number} is not valid UTF-8: {_utf8(text)[:40]!r} (tandem reads "
+                "and writes UTF-8, whatever the locale)"
+            )
     translator = Translator.from_dir(args.model_dir)
     lines = None if args.text else ReadAhead(text for _, text in read_lines(args.input or "-"))
     # Warnings about a text name it as errors do: its argument, or its file and line.
@@ -300,6 +306,20 @@ def _say_skipped(count: int, path) -> None:
     print(f"skipped {_count(count, 'bad line')} in {path}", file=sys.stderr)
 
 
+def _utf8(text: str) -> str:
+    """`text` as UTF-8 can hold it: bytes that were not UTF-8 (which Python keeps in command
+    lines and paths as lone surrogates) become U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _utf8_streams() -> None:
+    """Write UTF-8 whatever the locale, as tandem reads it: a translation is never lost to an
+    ASCII or Latin-1 stdout, and a message on stderr never fails on a character."""
+    for stream, errors in ((sys.stdout, "strict"), (sys.stderr, "backslashreplace")):
+        if stream is not None and hasattr(stream, "reconfigure"):
+            stream.reconfigure(encoding="utf-8", errors=errors)
+
+
 def _count(n: int, noun: str) -> str:
     """`1 epoch`, `2 epochs`."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
@@ -355,6 +375,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             report["skipped_lines"], f"{args.data} + {args.target}" if args.target else args.data
         )
     if args.format == "json":
+        # Paths are the bytes they were given: ones that are not UTF-8 are shown with U+FFFD.
+        report = {k: _utf8(v) if isinstance(v, str) else v for k, v in report.items()}
         print(json.dumps(report, indent=2, ensure_ascii=False))
     else:
         print(f"chrF   {report['chrf']:6.2f}  {report['signatures']['chrf']}")
@@ -698,6 +720,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv is None and sys.executable:
             relaunch([sys.executable, "-m", "tandem", *sys.argv[1:]])
+        if argv is None:
+            _utf8_streams()
         args = parse_args(build_parser(), list(sys.argv[1:] if argv is None else argv))
         command = args.command
         _check_backend(os.environ.get("KERAS_BACKEND", "jax"))
