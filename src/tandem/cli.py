@@ -429,7 +429,8 @@ def add_decode_arguments(parser: argparse.ArgumentParser, nbest: bool = True) ->
     group.add_argument(
         "--max-length",
         type=int,
-        help="most target tokens per sentence (default: the longest training target)",
+        help="most tokens generated per sentence, the end token included (default: the "
+        "example's max_decoder_seq_length: the longest training target's tokens + 2)",
     )
 
 
@@ -473,7 +474,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--target", help="target text file, line-aligned with DATA")
     train.add_argument("-o", "--output", required=True, help="model directory to write")
     train.add_argument("--config", help="config.json to start from (flags override it)")
-    train.add_argument("--max-samples", type=int, help="first N pairs (default: all)")
+    train.add_argument(
+        "--max-samples",
+        type=int,
+        help="the pairs of the first N valid lines (bad lines that --skip-bad-lines skips do "
+        "not count; default: all)",
+    )
     train.add_argument("--max-source-length", type=int, help="drop pairs with longer sources")
     train.add_argument("--max-target-length", type=int, help="drop pairs with longer targets")
     train.add_argument("--skip-bad-lines", action="store_true", help="skip malformed lines")
@@ -688,7 +694,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="every column after the source is a reference (WORD<TAB>pron1<TAB>pron2); "
         "by default only the second is and later ones (Tatoeba's attribution) are ignored",
     )
-    evaluate.add_argument("--max-samples", type=int, help="first N lines (default: all)")
+    evaluate.add_argument(
+        "--max-samples",
+        type=int,
+        help="the sources of the first N valid lines (bad lines that --skip-bad-lines skips do "
+        "not count; default: all)",
+    )
     evaluate.add_argument("--skip-bad-lines", action="store_true", help="skip malformed lines")
     evaluate.add_argument("--format", choices=("text", "json"), default="text")
     evaluate.set_defaults(run=cmd_evaluate)

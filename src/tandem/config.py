@@ -206,7 +206,8 @@ class DecodeConfig:
     top_k: int | None = None  # sample among the k most probable tokens only (sample)
     seed: int = 0  # sampling seed: the same seed gives the same output (sample)
     batch_size: int = 64  # sentences decoded together
-    max_length: int | None = None  # most target tokens; None: the longest training target
+    max_length: int | None = None  # most tokens generated, end included; None: the longest
+    # training target's tokens + 2 (start and end: the example's max_decoder_seq_length)
     overlong: str = "truncate"  # sources longer than any in training: truncate (warn) | error
 
     def __post_init__(self):

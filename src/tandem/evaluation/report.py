@@ -33,7 +33,7 @@ def evaluate(
         eligible_only: score only sources whose tokens and length the model has seen in
             training (the seed benchmark's rule).
         skip_bad_lines: skip malformed lines instead of failing.
-        max_samples: read only the first N lines.
+        max_samples: read only the first N valid lines (skipped bad lines do not count).
         multi_reference: every column after the source is a reference
             ("WORD<TAB>pron1<TAB>pron2"); by default only the second is, and later columns
             (Tatoeba's attribution) are ignored.

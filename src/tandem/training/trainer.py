@@ -184,7 +184,7 @@ def train(
 def _check_arguments(pairs, config, callbacks) -> Sequence[tuple[str, str]]:
     """What `read_pairs` and the CLI's parsing guarantee, checked for API callers before
     anything is written; returns the pairs that `data.max_samples` keeps (the first N, as
-    reading keeps the first N lines)."""
+    reading keeps those of the first N valid lines)."""
     if keras.backend.backend() == "numpy":
         raise TandemError(
             "the numpy backend cannot train (Keras has no training for it): train with "
