@@ -392,6 +392,10 @@ def test_rnn_settings_on_a_transformer_are_refused(tmp_path, capsys, tiny_tsv, f
             ["--spm-vocab-size", "100"],
             "--spm-vocab-size 100 has no effect without spm tokens on a side",
         ),  # fmt: skip
+        (
+            ["--score-every", "1", "--validation-split", "0"],
+            "--score-every 1 has no effect without a validation split",
+        ),  # fmt: skip
         (["--layers", "100000"], "--layers must be at most 256, got 100000"),
     ],
 )

@@ -182,3 +182,14 @@ def test_numpy_numbers_are_taken_as_pythons_own(tmp_path):
     assert Config.load(tmp_path / "config.json").train.batch_size == 16
     with pytest.raises(ConfigError, match="decode.beam_size must be a positive integer"):
         DecodeConfig(strategy="beam", beam_size=np.float64(3.0))  # a float stays a float
+
+
+def test_an_integer_where_a_float_is_meant_is_a_float(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text('{"train": {"learning_rate": 1, "label_smoothing": 0}}')
+    train = Config.load(path).train
+    assert type(train.learning_rate) is float and train.learning_rate == 1.0  # Keras wants it
+    assert type(train.label_smoothing) is float
+    path.write_text('{"train": {"learning_rate": 1' + "0" * 400 + "}}")
+    with pytest.raises(ConfigError, match="train.learning_rate must be a finite number > 0"):
+        Config.load(path)

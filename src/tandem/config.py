@@ -313,6 +313,7 @@ class Config:
             (train, "lr_patience", train.lr_schedule == "plateau", "lr_schedule: plateau"),
             (train, "lr_factor", train.lr_schedule == "plateau", "lr_schedule: plateau"),
             (data, "spm_vocab_size", spm, "spm tokens on a side"),
+            (train, "score_every", train.validation_split > 0, "a validation split"),
         ]
         return [
             f"{_key(section, name)} = {getattr(section, name)!r} has no effect without {needs}"
@@ -429,12 +430,19 @@ def _check_choice(obj, name: str, choices: tuple[str, ...]) -> None:
 
 def _plain_numbers(obj) -> None:
     """Python's own int and float in place of other numbers (numpy's np.int64(4), say), so
-    that the checks accept them and config.json can hold them."""
+    that the checks accept them and config.json can hold them; an int where a float is
+    meant (`"learning_rate": 1` in a file) is made a float, as Keras wants it."""
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
-        if isinstance(value, bool) or type(value) in (int, float):
+        if isinstance(value, bool) or type(value) is float:
             continue
-        if isinstance(value, numbers.Integral):
+        if f.type in ("float", "float | None") and isinstance(value, numbers.Integral):
+            # Beyond a float's range: infinite, which the checks refuse by name.
+            big = math.inf if value > 0 else -math.inf
+            object.__setattr__(obj, f.name, float(value) if abs(value) < 2**1023 else big)
+        elif type(value) is int:
+            continue
+        elif isinstance(value, numbers.Integral):
             object.__setattr__(obj, f.name, int(value))
         elif isinstance(value, numbers.Real):
             object.__setattr__(obj, f.name, float(value))
