@@ -624,3 +624,18 @@ def test_a_damaged_checkpoint_is_named_and_nothing_is_thrown_away(tmp_path):
     # Unless asked to start over.
     clear_run(check_fresh_run(tmp_path, overwrite=True))
     assert not checkpoint_root(tmp_path).exists() and (tmp_path / MANIFEST_FILE).exists()
+
+
+def test_a_failed_checkpoint_write_names_the_checkpoint_and_keeps_the_last(tmp_path):
+    import errno
+
+    write_dummy(tmp_path, 1)
+
+    def full_disk(directory):  # a write that fails as a file-size limit does: no file named
+        raise OSError(errno.EFBIG, "File too large")
+
+    with pytest.raises(OSError) as info:
+        write_checkpoint(tmp_path, LAST, {"epoch": 2}, full_disk)
+    assert info.value.filename == str(checkpoint_root(tmp_path) / "last.tmp")
+    assert info.value.strerror == "File too large"
+    assert find_checkpoint(tmp_path, LAST).epoch == 1  # the one before stays

@@ -145,13 +145,19 @@ def write_checkpoint(
     epoch = state["epoch"]
     _marker(f"checkpoint {name} epoch {epoch} writing")
     _remove(temporary)
-    temporary.mkdir()
-    fill(temporary)
-    state = {"format": STATE_FORMAT, "version": STATE_VERSION, **state}
-    (temporary / STATE_FILE).write_text(_state_json(state), encoding="utf-8")
-    for path in temporary.iterdir():
-        fsync_file(path)
-    fsync_dir(temporary)
+    try:
+        temporary.mkdir()
+        fill(temporary)
+        state = {"format": STATE_FORMAT, "version": STATE_VERSION, **state}
+        (temporary / STATE_FILE).write_text(_state_json(state), encoding="utf-8")
+        for path in temporary.iterdir():
+            fsync_file(path)
+        fsync_dir(temporary)
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        # A full disk or a file-size limit says only "File too large": name what was written.
+        raise OSError(exc.errno, exc.strerror or str(exc), str(temporary)) from exc
     _test_pause(epoch)
     if final.exists():
         _remove(old)  # a stale NAME.old: NAME is complete, so it is not needed

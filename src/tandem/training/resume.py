@@ -157,8 +157,8 @@ def open_resumed_run(
                 f"({checkpoint_root(model_dir) / LAST}) is gone: nothing to continue from"
             )
         raise TandemError(
-            f"{model_dir}: no checkpoint to resume from (no epoch finished); "
-            "train without --resume to start over"
+            f"{model_dir}: no checkpoint to resume from (the run stopped in its first epoch, "
+            "or before its first checkpoint was written); train without --resume to start over"
         )
     # An unfinished run whose checkpoints are all written (a kill before the model was saved)
     # resumes into just saving it; a finished one needs epochs left to do.
