@@ -220,6 +220,13 @@ def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(corpus, tmp_path, ca
     assert main(["train", data, "-o", str(output), "--resume", "--latent-dim", "16", "-q"]) == 2
     err = capsys.readouterr().err
     assert "model.latent_dim is 8 in config.json, 16 asked" in err and err.count("\n") == 1
+    from tandem.config import Config
+    from tandem.training.resume import config_differences
+
+    wanted = Config().replace("train", learning_rate=0.01)
+    assert config_differences(Config(), wanted) == [  # as the file spells it: null, not None
+        "train.learning_rate is null in config.json, 0.01 asked"
+    ]
     other = Path(corpus["root"]) / "other.tsv"
     other.write_text("".join(f"{s}\t{t}\n" for s, t in PAIRS[:-1]), encoding="utf-8")
     assert main(["train", str(other), "-o", str(output), "--resume", "-q"]) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -66,7 +67,7 @@ def config_differences(saved: Config, wanted: Config) -> list[str]:
     """`section.key: saved value -> wanted value` for every setting that differs."""
     old, new = _flatten(saved.to_dict()), _flatten(wanted.to_dict())
     return [
-        f"{key} is {old.get(key)!r} in {CONFIG_FILE}, {new.get(key)!r} asked"
+        f"{key} is {json.dumps(old.get(key))} in {CONFIG_FILE}, {json.dumps(new.get(key))} asked"
         for key in sorted(set(old) | set(new))
         if old.get(key) != new.get(key)
     ]
