@@ -116,7 +116,7 @@ def test_stream_translates_what_is_ready_when_no_more_is(translator):
             results.append(result)
     with pytest.warns(OverlongSourceWarning):
         assert [r.text for r in results] == translator.translate(sentences)
-    # Sampling draws from a new stream for each text, as it would for each batch.
+    # Each text draws from its own stream (its position), so six of one text differ.
     drawn = translator.translate_stream(
         ["Go."] * 6, strategy="sample", temperature=5.0, seed=3, more_ready=lambda: False
     )
