@@ -38,8 +38,8 @@ MAX_BEAM = 256
 # GNMT's length penalty ((5 + length) / 6) ** alpha must stay within float32 at the longest
 # decode (alpha 10: 1.7e32); useful values are below 2.
 MAX_ALPHA = 10.0
-
-
+# SentencePiece takes a 32-bit size, and near that never ends; a million pieces is already
+# far beyond what any data here yields (fewer are kept on small data).
 SPM_MOST_PIECES = 1_000_000
 
 
@@ -57,8 +57,6 @@ class DataConfig:
 
     def __post_init__(self):
         _plain_numbers(self)
-        # SentencePiece takes a 32-bit size, and near that never ends; a million pieces is
-        # already far beyond what any data here yields (fewer are kept on small data).
         _check_positive(self, "spm_vocab_size", most=SPM_MOST_PIECES)
         for name in ("max_samples", "max_source_length", "max_target_length"):
             _check_positive(self, name, allow_none=True)
@@ -437,9 +435,10 @@ def _plain_numbers(obj) -> None:
         if isinstance(value, bool) or type(value) is float:
             continue
         if f.type in ("float", "float | None") and isinstance(value, numbers.Integral):
-            # Beyond a float's range: infinite, which the checks refuse by name.
-            big = math.inf if value > 0 else -math.inf
-            object.__setattr__(obj, f.name, float(value) if abs(value) < 2**1023 else big)
+            try:
+                object.__setattr__(obj, f.name, float(value))
+            except OverflowError:  # beyond a float's range: infinite, refused by the checks
+                object.__setattr__(obj, f.name, math.copysign(math.inf, value > 0 or -1))
         elif type(value) is int:
             continue
         elif isinstance(value, numbers.Integral):

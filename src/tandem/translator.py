@@ -177,7 +177,7 @@ class Translator:
                 steps = min(steps, -(-longest // SOURCE_BUCKET) * SOURCE_BUCKET)
             batch = np.zeros((decode.batch_size, steps), dtype=np.int32)
             batch[: len(rows)] = source_ids[rows, :steps]
-            streams = np.arange(first_text, first_text + decode.batch_size, dtype=np.uint32)
+            streams = np.zeros(decode.batch_size, dtype=np.uint32)  # rows of padding: any
             streams[: len(rows)] = first_text + rows
             batches.append((rows, batch, streams))
         # Small batches leave cores idle; the backend releases the GIL, so two threads keep

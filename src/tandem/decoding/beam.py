@@ -74,10 +74,11 @@ def beam_search(
         raise ValueError(f"nbest must be between 1 and beam_size={beam_size}, got {nbest}")
     if alpha < 0:
         raise ValueError(f"alpha must be >= 0, got {alpha}")
-    if alpha * math.log((5.0 + max_length) / 6.0) >= FLOAT32_LOG_MAX:
+    log_final_penalty = alpha * math.log((5.0 + max_length) / 6.0)
+    if log_final_penalty >= FLOAT32_LOG_MAX:
         raise ValueError(f"alpha {alpha}: the length penalty at {max_length} steps overflows")
     batch, beam = batch_size, beam_size
-    final_penalty = ((5.0 + max_length) / 6.0) ** alpha
+    final_penalty = math.exp(log_final_penalty)
 
     # Only beam 0 is live at first, so the first step does not fill the beam with copies.
     open_log_probs = ops.where(ops.arange(beam) == 0, 0.0, NEG_INF)  # (beam,)
