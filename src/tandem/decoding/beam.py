@@ -68,6 +68,40 @@ def beam_search(
         >>> tokens, scores = beam_search(model.step, model.encode(source_ids),
         ...                              batch_size=2, max_length=20, beam_size=4)
     """
+    final_penalty = _final_penalty(beam_size, nbest, alpha, max_length)
+    batch, beam = batch_size, beam_size
+    # Only beam 0 is live at first, so the first step does not fill the beam with copies.
+    open_log_probs = ops.where(ops.arange(beam) == 0, 0.0, NEG_INF)  # (beam,)
+    loop_vars = (
+        ops.convert_to_tensor(0, "int32"),
+        ops.full((batch, beam, max_length), PAD_ID, dtype="int32"),  # open_tokens
+        ops.tile(ops.cast(open_log_probs, "float32")[None, :], (batch, 1)),  # (batch, beam)
+        ops.full((batch, beam), START_ID, dtype="int32"),  # last_tokens
+        ops.full((batch, nbest, max_length), PAD_ID, dtype="int32"),  # finished_tokens
+        ops.full((batch, nbest), NEG_INF, dtype="float32"),  # finished_scores
+        # Beams of one sequence are adjacent rows: row b * beam + k.
+        keras.tree.map_structure(lambda x: ops.repeat(x, beam, axis=0), state),
+    )
+
+    def cond(index, open_tokens, open_log_probs, *rest):
+        # A sequence that cannot improve has its open beams set to -inf (see _advance).
+        return ops.logical_and(index < max_length, ops.any(open_log_probs > NEG_INF))
+
+    def body(*loop_vars):
+        return _advance(step, loop_vars, beam=beam, alpha=alpha, final_penalty=final_penalty)
+
+    _, open_tokens, open_log_probs, _, finished_tokens, finished_scores, _ = ops.while_loop(
+        cond, body, loop_vars
+    )
+    # Open beams still alive here reached max_length; the rest are -inf.
+    scores = ops.concatenate([finished_scores, open_log_probs / final_penalty], axis=1)
+    tokens = ops.concatenate([finished_tokens, open_tokens], axis=1)
+    scores, best = ops.top_k(scores, nbest)  # (batch, nbest)
+    return _gather_beams(tokens, best), scores  # (batch, nbest, max_length), (batch, nbest)
+
+
+def _final_penalty(beam_size: int, nbest: int, alpha: float, max_length: int) -> float:
+    """The length penalty at `max_length`, after checking the search's settings."""
     if beam_size < 1:
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
     if not 1 <= nbest <= beam_size:
@@ -77,80 +111,59 @@ def beam_search(
     log_final_penalty = alpha * math.log((5.0 + max_length) / 6.0)
     if log_final_penalty >= FLOAT32_LOG_MAX:
         raise ValueError(f"alpha {alpha}: the length penalty at {max_length} steps overflows")
-    batch, beam = batch_size, beam_size
-    final_penalty = math.exp(log_final_penalty)
+    return math.exp(log_final_penalty)
 
-    # Only beam 0 is live at first, so the first step does not fill the beam with copies.
-    open_log_probs = ops.where(ops.arange(beam) == 0, 0.0, NEG_INF)  # (beam,)
-    open_log_probs = ops.tile(ops.cast(open_log_probs, "float32")[None, :], (batch, 1))
-    open_tokens = ops.full((batch, beam, max_length), PAD_ID, dtype="int32")
-    last_tokens = ops.full((batch, beam), START_ID, dtype="int32")
-    finished_tokens = ops.full((batch, nbest, max_length), PAD_ID, dtype="int32")
-    finished_scores = ops.full((batch, nbest), NEG_INF, dtype="float32")
-    # Beams of one sequence are adjacent rows: row b * beam + k.
-    state = keras.tree.map_structure(lambda x: ops.repeat(x, beam, axis=0), state)
+
+def _gather_beams(values, indices):
+    """values (batch, n, ...) picked by indices (batch, m) -> (batch, m, ...)."""
+    indices = ops.reshape(indices, indices.shape + (1,) * (len(values.shape) - 2))
+    return ops.take_along_axis(values, indices, axis=1)
+
+
+def _advance(step, loop_vars, *, beam: int, alpha: float, final_penalty: float):
+    """One step of the search: expand every open beam, pool the ends, keep the best open."""
+    index, open_tokens, open_log_probs, last_tokens, finished_tokens, finished_scores, state = (
+        loop_vars
+    )
+    batch, nbest = finished_scores.shape
+    flat_log_probs, state = step(ops.reshape(last_tokens, (batch * beam,)), state)
+    vocab = flat_log_probs.shape[-1]  # flat_log_probs: (batch * beam, vocab)
+    log_probs = without(ops.reshape(flat_log_probs, (batch, beam, vocab)), fill=NEG_INF)
+    scores = open_log_probs[:, :, None] + log_probs  # (batch, beam, vocab)
+    scores = ops.reshape(scores, (batch, beam * vocab))
+    candidates = min(2 * beam, beam * vocab)
+    # 2 * beam candidates always hold beam non-END ones: each beam ends at most once.
+    candidate_scores, flat = ops.top_k(scores, candidates)  # (batch, 2 * beam)
+    flat = ops.cast(flat, "int32")  # int64 on some backends (torch)
+    parents = ops.floor_divide(flat, vocab)  # (batch, 2 * beam)
+    tokens = ops.mod(flat, vocab)  # (batch, 2 * beam)
+    candidate_tokens = _gather_beams(open_tokens, parents)  # (batch, 2 * beam, max_length)
+    candidate_tokens = ops.slice_update(candidate_tokens, (0, 0, index), tokens[:, :, None])
+    is_end = tokens == END_ID  # (batch, 2 * beam)
+
+    ranked_in_beam = ops.arange(candidates)[None, :] < beam  # (1, 2 * beam)
+    new_scores = candidate_scores / length_penalty(index + 1, alpha)
+    new_scores = ops.where(ops.logical_and(is_end, ranked_in_beam), new_scores, NEG_INF)
+    # Pool first, so on equal scores the hypothesis already kept stays.
+    # (batch, nbest + 2 * beam) and (batch, nbest + 2 * beam, max_length):
+    pool_scores = ops.concatenate([finished_scores, new_scores], axis=1)
+    pool_tokens = ops.concatenate([finished_tokens, candidate_tokens], axis=1)
+    finished_scores, kept = ops.top_k(pool_scores, nbest)  # (batch, nbest)
+    finished_tokens = _gather_beams(pool_tokens, kept)  # (batch, nbest, max_length)
+
+    open_candidates = ops.where(is_end, NEG_INF, candidate_scores)  # (batch, 2 * beam)
+    open_log_probs, chosen = ops.top_k(open_candidates, beam)  # (batch, beam)
+    open_tokens = _gather_beams(candidate_tokens, chosen)  # (batch, beam, max_length)
+    last_tokens = _gather_beams(tokens, chosen)  # (batch, beam)
     batch_offsets = ops.arange(batch, dtype="int32")[:, None] * beam  # (batch, 1)
+    rows = ops.reshape(batch_offsets + _gather_beams(parents, chosen), (batch * beam,))
+    state = keras.tree.map_structure(lambda x: ops.take(x, rows, axis=0), state)
 
-    def gather_beams(values, indices):
-        """values (batch, n, ...) picked by indices (batch, m) -> (batch, m, ...)."""
-        indices = ops.reshape(indices, indices.shape + (1,) * (len(values.shape) - 2))
-        return ops.take_along_axis(values, indices, axis=1)
-
-    def cond(index, open_tokens, open_log_probs, last_tokens, finished_tokens, *rest):
-        # A sequence that cannot improve has its open beams set to -inf (see body).
-        return ops.logical_and(index < max_length, ops.any(open_log_probs > NEG_INF))
-
-    def body(
-        index, open_tokens, open_log_probs, last_tokens, finished_tokens, finished_scores, state
-    ):
-        flat_tokens = ops.reshape(last_tokens, (batch * beam,))
-        flat_log_probs, state = step(flat_tokens, state)  # (batch * beam, vocab)
-        vocab = flat_log_probs.shape[-1]
-        log_probs = without(ops.reshape(flat_log_probs, (batch, beam, vocab)), fill=NEG_INF)
-        scores = open_log_probs[:, :, None] + log_probs  # (batch, beam, vocab)
-        scores = ops.reshape(scores, (batch, beam * vocab))
-        candidates = min(2 * beam, beam * vocab)
-        # 2 * beam candidates always hold beam non-END ones: each beam ends at most once.
-        candidate_scores, flat = ops.top_k(scores, candidates)  # (batch, 2 * beam)
-        flat = ops.cast(flat, "int32")  # int64 on some backends (torch)
-        parents = ops.floor_divide(flat, vocab)  # (batch, 2 * beam)
-        tokens = ops.mod(flat, vocab)  # (batch, 2 * beam)
-        candidate_tokens = gather_beams(open_tokens, parents)  # (batch, 2 * beam, max_length)
-        candidate_tokens = ops.slice_update(candidate_tokens, (0, 0, index), tokens[:, :, None])
-        is_end = tokens == END_ID  # (batch, 2 * beam)
-
-        ranked_in_beam = ops.arange(candidates)[None, :] < beam  # (1, 2 * beam)
-        new_scores = candidate_scores / length_penalty(index + 1, alpha)
-        new_scores = ops.where(ops.logical_and(is_end, ranked_in_beam), new_scores, NEG_INF)
-        # Pool first, so on equal scores the hypothesis already kept stays.
-        # (batch, nbest + 2 * beam) and (batch, nbest + 2 * beam, max_length):
-        pool_scores = ops.concatenate([finished_scores, new_scores], axis=1)
-        pool_tokens = ops.concatenate([finished_tokens, candidate_tokens], axis=1)
-        finished_scores, kept = ops.top_k(pool_scores, nbest)  # (batch, nbest)
-        finished_tokens = gather_beams(pool_tokens, kept)  # (batch, nbest, max_length)
-
-        open_candidates = ops.where(is_end, NEG_INF, candidate_scores)  # (batch, 2 * beam)
-        open_log_probs, chosen = ops.top_k(open_candidates, beam)  # (batch, beam)
-        open_tokens = gather_beams(candidate_tokens, chosen)  # (batch, beam, max_length)
-        last_tokens = gather_beams(tokens, chosen)  # (batch, beam)
-        rows = ops.reshape(batch_offsets + gather_beams(parents, chosen), (batch * beam,))
-        state = keras.tree.map_structure(lambda x: ops.take(x, rows, axis=0), state)
-
-        best_possible = ops.max(open_log_probs, axis=1) / final_penalty  # (batch,)
-        done = best_possible <= ops.min(finished_scores, axis=1)  # (batch,)
-        open_log_probs = ops.where(done[:, None], NEG_INF, open_log_probs)
-        return (
-            index + 1,
-            open_tokens,
-            open_log_probs,
-            last_tokens,
-            finished_tokens,
-            finished_scores,
-            state,
-        )
-
-    loop_vars = (
-        ops.convert_to_tensor(0, "int32"),
+    best_possible = ops.max(open_log_probs, axis=1) / final_penalty  # (batch,)
+    done = best_possible <= ops.min(finished_scores, axis=1)  # (batch,)
+    open_log_probs = ops.where(done[:, None], NEG_INF, open_log_probs)
+    return (
+        index + 1,
         open_tokens,
         open_log_probs,
         last_tokens,
@@ -158,11 +171,3 @@ def beam_search(
         finished_scores,
         state,
     )
-    _, open_tokens, open_log_probs, _, finished_tokens, finished_scores, _ = ops.while_loop(
-        cond, body, loop_vars
-    )
-    # Open beams still alive here reached max_length; the rest are -inf.
-    scores = ops.concatenate([finished_scores, open_log_probs / final_penalty], axis=1)
-    tokens = ops.concatenate([finished_tokens, open_tokens], axis=1)
-    scores, best = ops.top_k(scores, nbest)  # (batch, nbest)
-    return gather_beams(tokens, best), scores  # (batch, nbest, max_length), (batch, nbest)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from tandem.data.vocabulary import END_ID, PAD_ID, START_ID, UNK_ID
+from tandem.data.vocabulary import UNK_ID
 from tandem.decoding.banned import NEVER_OUTPUT, without
+from tandem.decoding.loop import token_loop
 
 # What no search outputs, and `<unk>`, which a sample would show as such.
 NEVER_SAMPLED = (*NEVER_OUTPUT, UNK_ID)
@@ -61,58 +62,41 @@ def sample(
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be >= 1 or None, got {top_k}")
-    output = ops.full((batch_size, max_length), PAD_ID, dtype="int32")
-    tokens = ops.full((batch_size,), START_ID, dtype="int32")
-    finished = ops.zeros((batch_size,), dtype="bool")
-    scores = ops.zeros((batch_size,), dtype="float32")
     if isinstance(seed, int):
         seed = seed % 2**32
     spread = ops.convert_to_tensor(seed, "uint32") * ops.convert_to_tensor(SEED_SPREAD, "uint32")
-    if streams is None:
-        streams = ops.arange(batch_size)
-    streams = ops.cast(streams, "uint32")  # (batch,)
-    generator = None
-    if keras.backend.backend() != "jax":
-        generator = keras.random.SeedGenerator(int(ops.convert_to_numpy(spread)) % 2**31)
+    streams = ops.arange(batch_size) if streams is None else streams
+    draw = _drawer(spread, ops.cast(streams, "uint32"), batch_size)
 
-    def draw(logits, index):
-        """One token per row: (batch, n) logits -> (batch,) indices into them."""
-        if generator is not None:
-            return keras.random.categorical(logits, 1, seed=generator)[:, 0]
-        word = ops.broadcast_to(spread + ops.cast(index, "uint32"), (batch_size,))
-        keys = ops.stack([word, streams], axis=1)  # (batch, 2)
-
-        def draw_row(row):
-            row_logits, key = row
-            return keras.random.categorical(row_logits[None, :], 1, seed=key)[0, 0]
-
-        return ops.vectorized_map(draw_row, (logits, keys))
-
-    def cond(index, output, tokens, finished, scores, state):
-        return ops.logical_and(index < max_length, ops.logical_not(ops.all(finished)))
-
-    def body(index, output, tokens, finished, scores, state):
-        log_probs, state = step(tokens, state)  # (batch, vocab)
+    def pick(log_probs, index):  # log_probs: (batch, vocab)
         # Shifted so that the best allowed token is at 0 before scaling: at any temperature
         # it stays finite (others may reach -inf), and the banned ones are -inf, never drawn.
         allowed = without(log_probs, NEVER_SAMPLED, fill=float("-inf"))
         logits = (allowed - ops.max(allowed, axis=-1, keepdims=True)) / temperature
         if top_k is None:
-            drawn = draw(logits, index)  # (batch,)
-        else:
-            # Sampling among the k best is keeping them and setting the others to -inf.
-            k = min(top_k, logits.shape[-1])
-            top_logits, top_ids = ops.top_k(logits, k)  # (batch, k)
-            choice = ops.cast(draw(top_logits, index), "int32")  # (batch,)
-            drawn = ops.take_along_axis(top_ids, choice[:, None], axis=1)[:, 0]
-        drawn = ops.cast(drawn, "int32")  # (batch,)
-        chosen = ops.take_along_axis(log_probs, drawn[:, None], axis=1)[:, 0]  # (batch,)
-        scores = scores + ops.where(finished, 0.0, ops.cast(chosen, "float32"))
-        drawn = ops.where(finished, PAD_ID, drawn)
-        output = ops.slice_update(output, (0, index), drawn[:, None])
-        finished = ops.logical_or(finished, drawn == END_ID)
-        return index + 1, output, drawn, finished, scores, state
+            return draw(logits, index)  # (batch,)
+        # Sampling among the k best is keeping them and setting the others to -inf.
+        k = min(top_k, logits.shape[-1])
+        top_logits, top_ids = ops.top_k(logits, k)  # (batch, k)
+        choice = ops.cast(draw(top_logits, index), "int32")  # (batch,)
+        return ops.take_along_axis(top_ids, choice[:, None], axis=1)[:, 0]
 
-    loop_vars = (ops.convert_to_tensor(0, "int32"), output, tokens, finished, scores, state)
-    _, output, _, _, scores, _ = ops.while_loop(cond, body, loop_vars)
-    return output, scores
+    return token_loop(step, state, batch_size, max_length, pick)
+
+
+def _drawer(spread, streams, batch_size: int):
+    """`draw(logits (batch, n), index) -> (batch,)` indices, row r from its own stream."""
+    if keras.backend.backend() != "jax":
+        generator = keras.random.SeedGenerator(int(ops.convert_to_numpy(spread)) % 2**31)
+        return lambda logits, index: keras.random.categorical(logits, 1, seed=generator)[:, 0]
+
+    def draw_row(row):
+        row_logits, key = row
+        return keras.random.categorical(row_logits[None, :], 1, seed=key)[0, 0]
+
+    def draw(logits, index):
+        word = ops.broadcast_to(spread + ops.cast(index, "uint32"), (batch_size,))
+        keys = ops.stack([word, streams], axis=1)  # (batch, 2)
+        return ops.vectorized_map(draw_row, (logits, keys))
+
+    return draw

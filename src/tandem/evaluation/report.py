@@ -62,25 +62,7 @@ def evaluate(
         grouped = [(s, refs) for s, refs in grouped if translator.is_within_training_range(s)]
         if not grouped:
             raise TandemError(f"{data_path}: no source is within the model's training range")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", OverlongSourceWarning)
-        hypotheses = translator.translate([source for source, _ in grouped], decode)
-    truncated = 0
-    for warning in caught:  # one line for all truncated sources, the others passed on
-        if issubclass(warning.category, OverlongSourceWarning):
-            truncated += 1
-        else:
-            warnings.warn_explicit(
-                warning.message, warning.category, warning.filename, warning.lineno
-            )
-    if truncated:
-        warnings.warn(
-            f"{data_path}: {truncated} of {len(grouped)} sources are longer than the model's "
-            f"maximum of {translator.max_source_length} tokens and were truncated "
-            "(--eligible-only scores only the sources within the training range)",
-            OverlongSourceWarning,
-            stacklevel=2,
-        )
+    hypotheses, truncated = _translate(translator, grouped, decode, data_path)
     references = [refs for _, refs in grouped]
     words = translator.target_vocab.kind == "word"  # phonemes, words
     if words:
@@ -104,3 +86,27 @@ def evaluate(
         n_pairs=len(data.pairs),
     )
     return report
+
+
+def _translate(translator, grouped, decode: DecodeConfig, data_path) -> tuple[list[str], int]:
+    """The translations of the grouped sources, and how many were truncated, warned once."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", OverlongSourceWarning)
+        hypotheses = translator.translate([source for source, _ in grouped], decode)
+    truncated = 0
+    for warning in caught:  # one line for all truncated sources, the others passed on
+        if issubclass(warning.category, OverlongSourceWarning):
+            truncated += 1
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    if truncated:
+        warnings.warn(
+            f"{data_path}: {truncated} of {len(grouped)} sources are longer than the model's "
+            f"maximum of {translator.max_source_length} tokens and were truncated "
+            "(--eligible-only scores only the sources within the training range)",
+            OverlongSourceWarning,
+            stacklevel=3,  # the caller of evaluate
+        )
+    return hypotheses, truncated
