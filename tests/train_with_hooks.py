@@ -1,16 +1,15 @@
-"""`tandem` with test hooks: markers on stderr and pauses at the moments a test interrupts.
+"""`tandem` with test hooks: markers on stderr, and pauses where a test interrupts training."""
 
-    python tests/train_with_hooks.py [--batch-pause S] [--checkpoint-pause S --pause-epoch N]
-        -- train DATA -o DIR ...
-
-Markers (`tandem-test: ...` lines on stderr) say when an epoch begins and when a checkpoint
-is being written and has been written. `--batch-pause` sleeps after every training batch, so a
-signal lands mid-epoch; `--checkpoint-pause` sleeps once a checkpoint is written in full into
-`NAME.tmp/`, before it is swapped in (at epoch `--pause-epoch` only, if given), so a kill lands
-there. The hooks are a Keras callback passed to `tandem.training.train` and wrappers around the
-two steps of `tandem.training.checkpoints.write_checkpoint`; the command line runs as
-`python -m tandem` does (`tandem.cli.main`), with Python's Ctrl-C handler.
-"""
+# python tests/train_with_hooks.py [--batch-pause S] [--checkpoint-pause S [--pause-epoch N]] \
+#     -- train DATA -o DIR ...
+#
+# Markers (`tandem-test: ...` lines on stderr) say when an epoch begins and when a checkpoint
+# is being written and has been written. --batch-pause sleeps after every training batch, so a
+# signal lands mid-epoch; --checkpoint-pause sleeps once a checkpoint is written in full into
+# NAME.tmp/, before its swap (at epoch --pause-epoch only, if given), so a kill lands there.
+# The hooks are a Keras callback passed to `tandem.training.train` and wrappers around the two
+# steps of `tandem.training.checkpoints.write_checkpoint`; the command line then runs as
+# `python -m tandem` does (`tandem.cli.main`), with Python's Ctrl-C handler.
 
 from __future__ import annotations
 
@@ -40,7 +39,6 @@ def install_hooks(hooks: argparse.Namespace) -> None:
     import keras
 
     import tandem.training
-    import tandem.training.trainer
     from tandem.model_dir import STATE_FILE, TEMPORARY, checkpoint_dir
     from tandem.training import checkpoints
 
@@ -51,14 +49,17 @@ def install_hooks(hooks: argparse.Namespace) -> None:
         def on_train_batch_end(self, batch, logs=None):
             time.sleep(hooks.batch_pause)
 
-    train = tandem.training.trainer.train
+    train = tandem.training.train
 
     def train_with_hooks(*args, callbacks=(), **kwargs):
         # Passed last, so after the checkpointer: "epoch N begin" means epoch N - 1 is saved.
         callbacks = [*callbacks, EpochMarkersAndSlowBatches()]
         return train(*args, callbacks=callbacks, **kwargs)
 
-    tandem.training.train = tandem.training.trainer.train = train_with_hooks
+    # Before the command line is imported, in the package and in the module that defines it,
+    # wherever the command line takes it from.
+    for module in (tandem.training, sys.modules[train.__module__]):
+        module.train = train_with_hooks
 
     prepare, swap = checkpoints.prepare_checkpoint, checkpoints.swap_checkpoint
 

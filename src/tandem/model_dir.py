@@ -14,7 +14,6 @@ from pathlib import Path
 
 import keras
 
-import tandem
 from tandem.config import Config, ConfigError
 from tandem.data.vocabulary import Vocabulary
 from tandem.errors import CheckpointError, ModelDirError, TandemError
@@ -26,6 +25,7 @@ from tandem.files import (
     write_text_atomically,
 )
 from tandem.models import ModelDims, Seq2Seq
+from tandem.version import __version__
 
 FORMAT = "tandem-model"
 FORMAT_VERSION = 1
@@ -186,7 +186,7 @@ def _manifest(dims: ModelDims, complete: bool, train_data: dict | None) -> dict:
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "complete": complete,  # false while training runs: resume it, or start over
-        "tandem_version": tandem.__version__,
+        "tandem_version": __version__,
         "keras_version": keras.__version__,
         "backend": keras.backend.backend(),
         "backend_version": _backend_version(),
