@@ -22,17 +22,11 @@ import pytest
 
 from tandem.cli import main
 from tandem.errors import ModelDirError
-from tandem.model_dir import load_model_dir, read_history
+from tandem.model_dir import BEST, LAST, checkpoint_root, load_model_dir, read_history
 from tandem.training import TrainingInterrupted
 from tandem.training.callbacks import StopOnInterrupt
 from tandem.training.checkpoints import (
-    BEST,
-    LAST,
-    MARKERS_ENV,
-    PAUSE_ENV,
-    PAUSE_EPOCH_ENV,
     CheckpointError,
-    checkpoint_root,
     copy_checkpoint_files,
     find_checkpoint,
     restore_checkpoints,
@@ -67,33 +61,41 @@ def corpus(tmp_path_factory) -> dict:
     data.write_text("".join(f"{s}\t{t}\n" for s, t in PAIRS), encoding="utf-8")
     config = root / "config.json"
     config.write_text(json.dumps(CONFIG), encoding="utf-8")
-    env = {
-        **os.environ,
-        "KERAS_BACKEND": "jax",
-        MARKERS_ENV: "1",
-    }
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
     return {"data": str(data), "config": str(config), "env": env, "root": root}
 
 
-# `python -m tandem`, with Python's Ctrl-C handler: a shell starts background jobs with SIGINT
-# ignored, and Python then keeps it ignored, whatever runs the tests.
-CTRL_C_ON = (
-    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
-    "runpy.run_module('tandem', run_name='__main__', alter_sys=True)"
-)
+# `python -m tandem` with markers on stderr and pauses where a test interrupts it.
+WITH_HOOKS = str(Path(__file__).with_name("train_with_hooks.py"))
 
 
 class Train:
-    """`python -m tandem train` in a subprocess; its stderr lines are collected as they come."""
+    """`tandem train` in a subprocess (see train_with_hooks.py); its stderr lines are collected
+    as they come.
 
-    def __init__(self, corpus: dict, output: Path, *flags: str, **env: str):
-        argv = [sys.executable, "-c", CTRL_C_ON, "train", corpus["data"], "-o", str(output)]
+    Args:
+        batch_pause: seconds to sleep after every training batch.
+        checkpoint_pause: seconds to sleep before swapping in the checkpoint of `pause_epoch`.
+    """
+
+    def __init__(
+        self,
+        corpus: dict,
+        output: Path,
+        *flags: str,
+        batch_pause: float = 0.0,
+        checkpoint_pause: float = 0.0,
+        pause_epoch: int | None = None,
+    ):
+        hooks = ["--batch-pause", str(batch_pause), "--checkpoint-pause", str(checkpoint_pause)]
+        hooks += ["--pause-epoch", str(pause_epoch)] if pause_epoch is not None else []
+        argv = [sys.executable, WITH_HOOKS, *hooks, "--", "train", corpus["data"]]
         self.process = subprocess.Popen(
-            [*argv, "--config", corpus["config"], "-q", *flags],
+            [*argv, "-o", str(output), "--config", corpus["config"], "-q", *flags],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
-            env={**corpus["env"], **env},
+            env=corpus["env"],
         )
         self.lines: queue.Queue = queue.Queue()
         self.seen: list[str] = []
@@ -157,7 +159,7 @@ def assert_translates(model_dir: Path) -> None:
 def test_kill_mid_epoch_then_resume(corpus, reference, tmp_path):
     output = tmp_path / "model"
     # Slow batches leave the signal seconds to land in epoch 2 even on a loaded machine.
-    run = Train(corpus, output, **{"TANDEM_BATCH_PAUSE_SECONDS": "1.0"})
+    run = Train(corpus, output, batch_pause=1.0)
     run.wait_for("checkpoint last epoch 1 written")
     run.wait_for("epoch 2 begin")
     time.sleep(0.4)  # inside epoch 2: its 4 batches take at least 4 s
@@ -180,7 +182,7 @@ def test_kill_mid_epoch_then_resume(corpus, reference, tmp_path):
 
 def test_kill_during_checkpoint_write_then_resume(corpus, reference, tmp_path):
     output = tmp_path / "model"
-    run = Train(corpus, output, **{PAUSE_ENV: "120", PAUSE_EPOCH_ENV: "2"})
+    run = Train(corpus, output, checkpoint_pause=120, pause_epoch=2)
     run.wait_for("checkpoint last epoch 2 writing")
     run.wait_for("checkpoint epoch 2 paused before the swap")
     run.process.kill()
@@ -199,7 +201,7 @@ def test_kill_during_checkpoint_write_then_resume(corpus, reference, tmp_path):
 def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(corpus, tmp_path, capsys):
     output = tmp_path / "model"
     # Slow batches leave the signal seconds to land in epoch 2 even on a loaded machine.
-    run = Train(corpus, output, **{"TANDEM_BATCH_PAUSE_SECONDS": "1.0"})
+    run = Train(corpus, output, batch_pause=1.0)
     run.wait_for("epoch 2 begin")
     run.process.send_signal(signal.SIGINT)
     code, err = run.finish()
@@ -234,7 +236,7 @@ def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(corpus, tmp_path, ca
 
 
 def test_a_second_ctrl_c_on_the_way_out_ends_the_process_cleanly(corpus, tmp_path):
-    run = Train(corpus, tmp_path / "model", **{"TANDEM_BATCH_PAUSE_SECONDS": "1.0"})
+    run = Train(corpus, tmp_path / "model", batch_pause=1.0)
     run.wait_for("epoch 1 begin")
     run.process.send_signal(signal.SIGINT)
     run.wait_for("tandem: interrupted in epoch 1")
@@ -245,7 +247,7 @@ def test_a_second_ctrl_c_on_the_way_out_ends_the_process_cleanly(corpus, tmp_pat
 
 def test_sigterm_keeps_the_checkpoint_like_ctrl_c(corpus, tmp_path):
     output = tmp_path / "model"
-    run = Train(corpus, output, **{"TANDEM_BATCH_PAUSE_SECONDS": "1.0"})
+    run = Train(corpus, output, batch_pause=1.0)
     run.wait_for("epoch 2 begin")
     run.process.send_signal(signal.SIGTERM)  # `kill`, a job scheduler, `docker stop`
     code, err = run.finish()
@@ -350,7 +352,7 @@ def test_resume_with_more_epochs_extends_a_finished_run(corpus, reference, tmp_p
 def test_an_extension_interrupted_leaves_an_unfinished_run(corpus, reference, tmp_path, capsys):
     output = tmp_path / "model"
     shutil.copytree(corpus["root"] / "reference", output)  # finished after its 3 epochs
-    run = Train(corpus, output, "--resume", "--epochs", "5", TANDEM_BATCH_PAUSE_SECONDS="1.0")
+    run = Train(corpus, output, "--resume", "--epochs", "5", batch_pause=1.0)
     run.wait_for("epoch 4 begin")
     run.process.send_signal(signal.SIGINT)
     code, err = run.finish()

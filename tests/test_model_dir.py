@@ -157,7 +157,7 @@ def test_a_directory_being_trained_is_refused_to_other_trainers_and_readers(
 
 
 def test_the_training_lock_ends_with_its_process(model_copy):
-    from tandem.model_dir import being_trained, training_lock
+    from tandem.files import being_trained, training_lock
 
     manifest = json.loads((model_copy / MANIFEST_FILE).read_text())
     (model_copy / MANIFEST_FILE).write_text(json.dumps({**manifest, "complete": False}))

@@ -5,9 +5,8 @@ import os
 # Keras reads its backend once, at import: choose JAX unless the user already chose.
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-__version__ = "0.1.0"
-
 from tandem.errors import TandemError  # noqa: E402
+from tandem.version import __version__  # noqa: E402
 
 __all__ = ["TandemError", "Translator", "__version__"]
 

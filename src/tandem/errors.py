@@ -30,6 +30,10 @@ class ModelDirError(TandemError):
     """A model directory that is missing a file or holds a malformed one."""
 
 
+class CheckpointError(TandemError):
+    """A training checkpoint that cannot be read."""
+
+
 class OverlongSourceError(TandemError):
     """A source longer than any the model saw in training, with `overlong="error"`.
 

@@ -1,32 +1,31 @@
-"""The model directory: everything needed to rebuild the three graphs, and nothing executable."""
+"""The model directory: its layout (checkpoints included), written atomically, loaded safely."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
-import os
 import platform
 import shlex
 import time
 import zipfile
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 
-try:
-    import fcntl
-except ImportError:  # Windows: no training lock
-    fcntl = None
-
-import tandem
 from tandem.config import Config, ConfigError
 from tandem.data.vocabulary import Vocabulary
-from tandem.errors import ModelDirError, TandemError
+from tandem.errors import CheckpointError, ModelDirError, TandemError
+from tandem.files import (
+    being_trained,
+    make_directory,
+    write_atomically,
+    write_json_atomically,
+    write_text_atomically,
+)
 from tandem.models import ModelDims, Seq2Seq
+from tandem.version import __version__
 
 FORMAT = "tandem-model"
 FORMAT_VERSION = 1
@@ -38,8 +37,22 @@ WEIGHTS_FILE = "model.keras"
 HISTORY_FILE = "history.csv"
 CURVE_FILE = "learning_curve.png"
 REQUIRED_FILES = (MANIFEST_FILE, CONFIG_FILE, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, WEIGHTS_FILE)
-LOCK_TRIES = 20  # 50 ms apart: outlasts another process's look at the lock (being_trained)
-_HELD: set[Path] = set()  # directories whose training_lock this process holds
+
+# A run's checkpoints (written by tandem.training.checkpoints), under CHECKPOINTS_DIR:
+#   last/    the most recent epoch that ended with a finite loss
+#   best/    the epoch with the lowest monitored loss (val_loss, else loss)
+#   epochs/  with train.average_last: the trainable weights of recent epochs, epoch-NNNN.npz
+# last/ and best/ each hold WEIGHTS_FILE (the compiled training model: weights and optimizer
+# state), HISTORY_FILE (one row per epoch so far) and STATE_FILE (epochs done, best loss, RNG
+# states, callback counters), written last. NAME.tmp/ is a checkpoint being written; NAME.old/
+# the one it replaces, kept complete until the new one is in place.
+CHECKPOINTS_DIR = "checkpoints"
+LAST, BEST = "last", "best"
+TEMPORARY, OLD = ".tmp", ".old"  # suffixes of NAME while it is swapped
+EPOCHS_DIR = "epochs"
+STATE_FILE = "state.json"
+STATE_FORMAT = "tandem-checkpoint"
+STATE_VERSION = 1
 
 
 @dataclass
@@ -57,69 +70,58 @@ class LoadedModel:
 def prepare_output_dir(path: str | Path) -> Path:
     """Create `path`; refuse a non-empty directory that is not a tandem model directory."""
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise TandemError(f"{path}: exists and is not a directory")
     if path.is_dir() and any(path.iterdir()) and not (path / MANIFEST_FILE).exists():
         raise TandemError(f"{path}: directory is not empty and holds no tandem model")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # a parent that is a file, no permission, a read-only disk
-        raise TandemError(f"{path}: cannot create the directory: {exc.strerror}") from None
-    return path
+    return make_directory(path)
 
 
-@contextlib.contextmanager
-def training_lock(path: Path, create: bool) -> Iterator[None]:
-    """Keep `path` to this process while it trains: another trainer, or `average`, is refused.
+def checkpoint_root(model_dir: str | Path) -> Path:
+    """The directory of a run's checkpoints."""
+    return Path(model_dir) / CHECKPOINTS_DIR
 
-    The lock is the kernel's (`flock` on the directory itself), so it ends with the process
-    however that ends, kill -9 included, and nothing is written for it. With `create`, the
-    directory is made first (`prepare_output_dir`); a missing directory is left to the caller
-    to report. Where `fcntl` is missing (Windows), there is no lock.
+
+def checkpoint_dir(model_dir: str | Path, name: str, suffix: str = "") -> Path:
+    """Checkpoint `name` (LAST or BEST); with `suffix` (TEMPORARY, OLD), its swap partner."""
+    return checkpoint_root(model_dir) / f"{name}{suffix}"
+
+
+def read_checkpoint_state(model_dir: str | Path, name: str) -> tuple[Path, dict] | None:
+    """The directory and state of checkpoint `name`, from `NAME.old` when a kill fell between
+    the two renames of a swap (`NAME` is then missing); None when there is no such checkpoint.
+
+    Raises:
+        CheckpointError: the state cannot be read, or is missing (a checkpoint is put in
+            place only whole, so that is damage).
     """
-    if create:
-        prepare_output_dir(path)
-    if fcntl is None or not path.is_dir():
-        yield
-        return
-    descriptor = os.open(path, os.O_RDONLY)
-    # A few tries: `being_trained` takes the lock shared for a moment.
-    for attempt in range(LOCK_TRIES):
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if attempt == LOCK_TRIES - 1:
-                os.close(descriptor)
-                raise TandemError(
-                    f"{path}: another tandem process is training in this directory (or "
-                    "averaging its model); wait for it to end, or use another directory"
-                ) from None
-            time.sleep(0.05)
-    held = path.resolve()
-    _HELD.add(held)
-    try:
-        yield
-    finally:
-        _HELD.discard(held)
-        os.close(descriptor)  # releases the lock
+    final = checkpoint_dir(model_dir, name)
+    for candidate in (final, checkpoint_dir(model_dir, name, OLD)):
+        if (candidate / STATE_FILE).is_file():
+            return candidate, read_versioned_json(
+                candidate / STATE_FILE,
+                "checkpoint state",
+                STATE_FORMAT,
+                "version",
+                STATE_VERSION,
+                CheckpointError,
+            )
+    if final.exists():
+        raise CheckpointError(f"{final / STATE_FILE}: missing; the checkpoint is damaged")
+    return None
 
 
-def being_trained(path: Path) -> bool:
-    """Whether another process holds `path`'s `training_lock` now."""
-    if fcntl is None or Path(path).resolve() in _HELD:
-        return False
-    try:
-        descriptor = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(descriptor)
+def snapshot_path(model_dir: str | Path, epoch: int) -> Path:
+    """Where the trainable weights of `epoch` (1-based) are kept for averaging."""
+    return checkpoint_root(model_dir) / EPOCHS_DIR / f"epoch-{epoch:04d}.npz"
+
+
+def snapshot_paths(model_dir: str | Path) -> dict[int, Path]:
+    """The weight snapshots kept in a model directory, by epoch."""
+    found = {}
+    for path in (checkpoint_root(model_dir) / EPOCHS_DIR).glob("epoch-*.npz"):
+        number = path.stem.removeprefix("epoch-")
+        if number.isdigit():
+            found[int(number)] = path
+    return found
 
 
 def start_model_dir(
@@ -179,56 +181,12 @@ def is_complete(manifest: dict) -> bool:
     return manifest.get("complete", True) is True
 
 
-def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    """Call `write(temporary_path)`, flush it to disk, then rename it over `path`.
-
-    A reader sees the old file or the new one, never half of one. The temporary file keeps
-    `path`'s suffix, because some writers (Keras's `.keras` archives) check it.
-    """
-    path = Path(path)
-    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    try:
-        write(temporary)
-        fsync_file(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    fsync_dir(path.parent)
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
-
-
-def write_json_atomically(path: Path, data: dict) -> None:
-    write_text_atomically(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-
-
-def fsync_file(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def fsync_dir(path: Path) -> None:
-    """Make renames inside directory `path` durable (a no-op where directories can't be opened)."""
-    try:
-        descriptor = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
 def _manifest(dims: ModelDims, complete: bool, train_data: dict | None) -> dict:
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "complete": complete,  # false while training runs: resume it, or start over
-        "tandem_version": tandem.__version__,
+        "tandem_version": __version__,
         "keras_version": keras.__version__,
         "backend": keras.backend.backend(),
         "backend_version": _backend_version(),
@@ -258,10 +216,8 @@ def load_model_dir(path: str | Path) -> LoadedModel:
                 f"{path}: a tandem process is training in this directory; its model can be "
                 "used once the training ends"
             )
-        from tandem.training.checkpoints import LAST, find_checkpoint  # it imports this module
-
         where = shlex.quote(str(path))
-        if find_checkpoint(path, LAST) is None:
+        if read_checkpoint_state(path, LAST) is None:
             raise ModelDirError(
                 f"{path}: training stopped before its first epoch ended; start it again with "
                 f"its options: `tandem train DATA -o {where} --config "

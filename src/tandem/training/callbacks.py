@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import random
 import signal
 import sys
@@ -15,11 +14,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tandem.model_dir import CURVE_FILE, HISTORY_FILE, write_history
+from tandem.model_dir import BEST, CURVE_FILE, HISTORY_FILE, LAST, write_history
 from tandem.training.checkpoints import (
-    BEST,
-    LAST,
-    MARKERS_ENV,
     Checkpoint,
     copy_checkpoint_files,
     save_snapshot,
@@ -28,9 +24,6 @@ from tandem.training.checkpoints import (
     write_checkpoint,
 )
 from tandem.training.plots import plot_learning_curve
-
-# Test hook: sleep after every training batch, so a test can kill the process mid-epoch.
-BATCH_PAUSE_ENV = "TANDEM_BATCH_PAUSE_SECONDS"
 
 # Drawing the learning curve takes about 0.2 s (matplotlib), as long as a whole epoch of a
 # small model on a GPU: during training it is redrawn at most this often (and at the first
@@ -66,21 +59,6 @@ class LearningRateLogger(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["learning_rate"] = self.rate
-
-
-class InterruptionTestHooks(keras.callbacks.Callback):
-    """Markers on stderr and slow batches, for tests that interrupt training (env-enabled)."""
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if os.environ.get(MARKERS_ENV):
-            print(f"tandem-test: epoch {epoch + 1} begin", file=sys.stderr, flush=True)
-
-    def on_train_batch_end(self, batch, logs=None):
-        time.sleep(float(os.environ.get(BATCH_PAUSE_ENV) or 0))
-
-    @staticmethod
-    def wanted() -> bool:
-        return bool(os.environ.get(MARKERS_ENV) or os.environ.get(BATCH_PAUSE_ENV))
 
 
 class StopOnInterrupt(keras.callbacks.Callback):

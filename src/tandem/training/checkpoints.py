@@ -1,21 +1,4 @@
-"""Checkpoints: the whole training state, swapped in atomically at every epoch end.
-
-Layout, inside a model directory:
-
-    checkpoints/last/   the most recent epoch that ended with a finite loss
-    checkpoints/best/   the epoch with the lowest monitored loss (val_loss, else loss)
-    checkpoints/epochs/ with `train.average_last`: the trainable weights of recent epochs,
-                        `epoch-NNNN.npz` (written atomically; the saved model averages them)
-
-each holding `model.keras` (the compiled training model: weights and optimizer state),
-`history.csv` (one row per epoch so far) and `state.json` (epochs done, best loss, shuffling
-and dropout RNG states, callback counters), written last.
-
-A checkpoint is written into `NAME.tmp/`, flushed to disk, then swapped in with two renames:
-`NAME -> NAME.old`, `NAME.tmp -> NAME`; `NAME.old` is deleted afterwards. A kill at any point
-leaves `NAME` or, between the renames, `NAME.old` complete, and `find_checkpoint` reads
-`NAME` when it exists, else `NAME.old`. A leftover `NAME.tmp` is never read.
-"""
+"""Checkpoints: the whole training state, swapped in atomically at every epoch end."""
 
 from __future__ import annotations
 
@@ -23,8 +6,6 @@ import csv
 import json
 import os
 import shutil
-import sys
-import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,34 +14,26 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tandem.errors import TandemError
+from tandem.errors import CheckpointError
+from tandem.files import fsync_dir, fsync_file
 from tandem.model_dir import (
-    fsync_dir,
-    fsync_file,
+    BEST,
+    HISTORY_FILE,
+    LAST,
+    OLD,
+    STATE_FILE,
+    STATE_FORMAT,
+    STATE_VERSION,
+    TEMPORARY,
+    WEIGHTS_FILE,
+    checkpoint_dir,
+    checkpoint_root,
+    read_checkpoint_state,
     read_history,
-    read_versioned_json,
+    snapshot_path,
+    snapshot_paths,
     write_history,
 )
-
-CHECKPOINTS_DIR = "checkpoints"
-LAST, BEST = "last", "best"
-EPOCHS_DIR = "epochs"
-MODEL_FILE = "model.keras"
-HISTORY_FILE = "history.csv"
-STATE_FILE = "state.json"
-STATE_FORMAT = "tandem-checkpoint"
-STATE_VERSION = 1
-
-# Test hooks: print progress markers to stderr, and sleep between writing a checkpoint's
-# temporary directory and swapping it in (only at the given epoch, if set), so a test can
-# kill the process at that moment.
-MARKERS_ENV = "TANDEM_TEST_MARKERS"
-PAUSE_ENV = "TANDEM_CHECKPOINT_PAUSE_SECONDS"
-PAUSE_EPOCH_ENV = "TANDEM_CHECKPOINT_PAUSE_EPOCH"
-
-
-class CheckpointError(TandemError):
-    """A checkpoint that cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +50,7 @@ class Checkpoint:
 
     @property
     def model_path(self) -> Path:
-        return self.path / MODEL_FILE
+        return self.path / WEIGHTS_FILE
 
     def history(self) -> list[dict]:
         """The history rows of the epochs it holds, one per epoch (numbered from 0).
@@ -100,10 +73,6 @@ class Checkpoint:
         return rows
 
 
-def checkpoint_root(model_dir: str | Path) -> Path:
-    return Path(model_dir) / CHECKPOINTS_DIR
-
-
 def find_checkpoint(model_dir: str | Path, name: str = LAST) -> Checkpoint | None:
     """The checkpoint `name` of a model directory, recovered from `NAME.old` if need be.
 
@@ -111,24 +80,18 @@ def find_checkpoint(model_dir: str | Path, name: str = LAST) -> Checkpoint | Non
         CheckpointError: the checkpoint exists but its state cannot be read, or is missing
             (`write_checkpoint` puts `NAME` in place only whole, so that is damage).
     """
-    root = checkpoint_root(model_dir)
-    for candidate in (root / name, root / f"{name}.old"):
-        if (candidate / STATE_FILE).is_file():
-            return Checkpoint(candidate, _read_state(candidate / STATE_FILE))
-    if (root / name).exists():
-        raise CheckpointError(f"{root / name / STATE_FILE}: missing; the checkpoint is damaged")
-    return None
+    found = read_checkpoint_state(model_dir, name)
+    return Checkpoint(*found) if found is not None else None
 
 
 def restore_checkpoints(model_dir: str | Path) -> None:
-    """Put back a `NAME.old` left by a kill between the two renames of `write_checkpoint`
+    """Put back a `NAME.old` left by a kill between the two renames of `swap_checkpoint`
     (it is complete; `NAME` is not there), so that no later step has to know about it."""
-    root = checkpoint_root(model_dir)
     for name in (LAST, BEST):
-        final, old = root / name, root / f"{name}.old"
+        final, old = checkpoint_dir(model_dir, name), checkpoint_dir(model_dir, name, OLD)
         if not final.exists() and (old / STATE_FILE).is_file():
             os.replace(old, final)
-            fsync_dir(root)
+            fsync_dir(final.parent)
 
 
 def write_checkpoint(
@@ -136,14 +99,28 @@ def write_checkpoint(
 ) -> Path:
     """Write checkpoint `name` atomically: `fill(directory)` writes its files, then state.json.
 
+    The checkpoint is written whole into `NAME.tmp/` (`prepare_checkpoint`), then swapped in
+    (`swap_checkpoint`). A kill at any point leaves `NAME` or, between the swap's two
+    renames, `NAME.old` complete, and `find_checkpoint` reads `NAME` when it exists, else
+    `NAME.old`. A leftover `NAME.tmp` is never read.
+
     Returns:
         The checkpoint directory.
     """
-    root = checkpoint_root(model_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    final, old, temporary = root / name, root / f"{name}.old", root / f"{name}.tmp"
-    epoch = state["epoch"]
-    _marker(f"checkpoint {name} epoch {epoch} writing")
+    checkpoint_root(model_dir).mkdir(parents=True, exist_ok=True)
+    prepare_checkpoint(model_dir, name, state, fill)
+    return swap_checkpoint(model_dir, name)
+
+
+def prepare_checkpoint(
+    model_dir: str | Path, name: str, state: dict, fill: Callable[[Path], None]
+) -> Path:
+    """Write checkpoint `name` into `NAME.tmp/`, state.json last, and flush it to disk.
+
+    Returns:
+        The `NAME.tmp` directory.
+    """
+    temporary = checkpoint_dir(model_dir, name, TEMPORARY)
     _remove(temporary)
     try:
         temporary.mkdir()
@@ -158,20 +135,30 @@ def write_checkpoint(
             raise
         # A full disk or a file-size limit says only "File too large": name what was written.
         raise OSError(exc.errno, exc.strerror or str(exc), str(temporary)) from exc
-    _test_pause(epoch)
+    return temporary
+
+
+def swap_checkpoint(model_dir: str | Path, name: str) -> Path:
+    """Put a prepared `NAME.tmp` in place of `NAME` with two renames, `NAME -> NAME.old` and
+    `NAME.tmp -> NAME`, then delete `NAME.old`.
+
+    Returns:
+        The checkpoint directory.
+    """
+    final = checkpoint_dir(model_dir, name)
+    old = checkpoint_dir(model_dir, name, OLD)
     if final.exists():
         _remove(old)  # a stale NAME.old: NAME is complete, so it is not needed
         os.replace(final, old)
-    os.replace(temporary, final)
-    fsync_dir(root)
+    os.replace(checkpoint_dir(model_dir, name, TEMPORARY), final)
+    fsync_dir(final.parent)
     _remove(old)
-    _marker(f"checkpoint {name} epoch {epoch} written")
     return final
 
 
 def save_training_model(model: keras.Model, directory: Path, history: list[dict]) -> None:
     """The `fill` of the last checkpoint: the compiled model (optimizer included) and history."""
-    model.save(directory / MODEL_FILE)
+    model.save(directory / WEIGHTS_FILE)
     write_history(directory / HISTORY_FILE, history)
 
 
@@ -193,11 +180,6 @@ def copy_checkpoint_files(source: Path) -> Callable[[Path], None]:
     return fill
 
 
-def snapshot_path(model_dir: str | Path, epoch: int) -> Path:
-    """Where the trainable weights of `epoch` (1-based) are kept for averaging."""
-    return checkpoint_root(model_dir) / EPOCHS_DIR / f"epoch-{epoch:04d}.npz"
-
-
 def save_snapshot(model: keras.Model, model_dir: str | Path, epoch: int, keep: int) -> None:
     """Write `epoch`'s trainable weights atomically; drop snapshots `keep` or more epochs older."""
     path = snapshot_path(model_dir, epoch)
@@ -212,9 +194,8 @@ def save_snapshot(model: keras.Model, model_dir: str | Path, epoch: int, keep: i
     finally:
         temporary.unlink(missing_ok=True)
     fsync_dir(path.parent)
-    for old in path.parent.glob("epoch-*.npz"):
-        old_epoch = _snapshot_epoch(old)
-        if old_epoch is not None and old_epoch <= epoch - keep:
+    for old_epoch, old in snapshot_paths(model_dir).items():
+        if old_epoch <= epoch - keep:
             old.unlink()
 
 
@@ -257,11 +238,6 @@ def average_snapshots(
     return epochs
 
 
-def _snapshot_epoch(path: Path) -> int | None:
-    number = path.stem.removeprefix("epoch-")
-    return int(number) if number.isdigit() else None
-
-
 def restore_training_model(model: keras.Model, checkpoint: Checkpoint) -> None:
     """Load a checkpoint's weights, optimizer state and dropout RNG states into `model`.
 
@@ -286,12 +262,6 @@ def seed_generator_states(model: keras.Model) -> list:
     return [v for v in model.non_trainable_variables if v.path.endswith("seed_generator_state")]
 
 
-def _read_state(path: Path) -> dict:
-    return read_versioned_json(
-        path, "checkpoint state", STATE_FORMAT, "version", STATE_VERSION, CheckpointError
-    )
-
-
 def _state_json(state: dict) -> str:
     """One top-level key per line, each value compact (the shuffling state is long)."""
     lines = [
@@ -306,16 +276,3 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists():
         path.unlink()
-
-
-def _marker(text: str) -> None:
-    if os.environ.get(MARKERS_ENV):
-        print(f"tandem-test: {text}", file=sys.stderr, flush=True)
-
-
-def _test_pause(epoch: int) -> None:
-    seconds = float(os.environ.get(PAUSE_ENV) or 0)
-    only_epoch = os.environ.get(PAUSE_EPOCH_ENV)
-    if seconds > 0 and (not only_epoch or int(only_epoch) == epoch):
-        _marker(f"checkpoint epoch {epoch} paused before the swap")
-        time.sleep(seconds)

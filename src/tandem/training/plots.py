@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tandem.model_dir import write_atomically
+from tandem.files import write_atomically
 
 
 def plot_learning_curve(history: list[dict], path: str | Path) -> None:

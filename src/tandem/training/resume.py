@@ -11,27 +11,25 @@ from pathlib import Path
 
 from tandem.config import Config
 from tandem.data.vocabulary import Vocabulary
-from tandem.errors import TandemError
+from tandem.errors import CheckpointError, TandemError
+from tandem.files import write_atomically, write_json_atomically
 from tandem.model_dir import (
+    BEST,
     CONFIG_FILE,
     CURVE_FILE,
     HISTORY_FILE,
+    LAST,
     MANIFEST_FILE,
     SOURCE_VOCAB_FILE,
     TARGET_VOCAB_FILE,
     WEIGHTS_FILE,
+    checkpoint_root,
     is_complete,
     prepare_output_dir,
     read_manifest,
-    write_atomically,
-    write_json_atomically,
 )
 from tandem.training.checkpoints import (
-    BEST,
-    LAST,
     Checkpoint,
-    CheckpointError,
-    checkpoint_root,
     copy_checkpoint_files,
     find_checkpoint,
     restore_checkpoints,

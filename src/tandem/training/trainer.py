@@ -17,12 +17,12 @@ from tandem.data.batching import EncodedPairs, encode_pairs, encode_sources
 from tandem.data.reading import group_references, text_problem
 from tandem.data.vocabulary import Vocabulary
 from tandem.errors import TandemError
+from tandem.files import training_lock
 from tandem.model_dir import (
     HISTORY_FILE,
     load_model_dir,
     save_model_dir,
     start_model_dir,
-    training_lock,
     write_history,
 )
 from tandem.models import ModelDims, Seq2Seq
@@ -30,7 +30,6 @@ from tandem.training.batches import TrainingBatches
 from tandem.training.callbacks import (
     Checkpointer,
     EpochTimer,
-    InterruptionTestHooks,
     LearningRateLogger,
     StopOnInterrupt,
 )
@@ -342,8 +341,7 @@ def _train(
         *[callback for callback in (lr_plateau, early_stopping) if callback is not None],
         *_validation_scores(config, model, kept[n_train:], source_vocab, target_vocab),
         checkpointer,
-        # After the checkpointer: an "epoch N begin" marker means the run is in epoch N.
-        *([InterruptionTestHooks()] if InterruptionTestHooks.wanted() else []),
+        # After the checkpointer: a callback's epoch N begins once epoch N - 1 is checkpointed.
         *callbacks,
         stop_on_interrupt,  # last: a Ctrl-C stops the run once the others have done their part
     ]
