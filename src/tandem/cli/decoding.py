@@ -8,7 +8,7 @@ from tandem.cli.options import add_options, flag_name, flag_settings, given
 from tandem.config import DecodeConfig
 from tandem.errors import TandemError
 
-# The settings each strategy's flag must be given for (the rest are refused by name).
+# The settings that only their strategy's flag makes use of: refused by name without it.
 FLAG_SETTINGS = {"--sample": ("temperature", "top_k", "seed"), "--beam": ("alpha",)}
 
 
