@@ -26,18 +26,17 @@ from common import (  # noqa: E402
     machine,
     model_facts,
     require,
-    small_attention,
     time_budget_callback,
     validation_split_for,
     write_json,
 )
-from tandem.config import Config, DecodeConfig, TrainConfig  # noqa: E402
+from tandem.config import Config, DecodeConfig  # noqa: E402
 from tandem.data.reading import group_references, read_pairs  # noqa: E402
 from tandem.evaluation import error_rates  # noqa: E402
 from tandem.training import train  # noqa: E402
 
 CMUDICT = SHARED_DATA / "cmudict-g014b2b"
-MODEL = small_attention()
+RECIPE = ROOT / "configs" / "g2p.json"
 
 
 def main() -> None:
@@ -52,8 +51,8 @@ def main() -> None:
         "--average-last",
         type=int,
         metavar="N",
-        help="save the mean of the weights of the last N epochs up to the best (may be "
-        "switched on when resuming: epochs trained without it are left out of the mean)",
+        help="save the mean of the weights of the last N epochs up to the best (default: the "
+        "recipe's; may be switched on when resuming: epochs trained without it are left out of the mean)",
     )
     parser.add_argument(
         "--resume",
@@ -75,20 +74,12 @@ def main() -> None:
     dev_words = set(random.Random(0).sample(words, args.dev_words))
     train_pairs = [p for p in pairs if p[0] not in dev_words]
     dev_pairs = [p for p in pairs if p[0] in dev_words]
-    config = Config(
-        model=MODEL,
-        train=TrainConfig(
-            optimizer="adam",
-            epochs=100,
-            patience=4,
-            batch_size=64,  # larger batches train about as many words per second here
-            label_smoothing=0.1,
-            lr_schedule="plateau",  # halve the rate after each epoch without a better dev loss
-            lr_patience=1,
-            validation_split=validation_split_for(len(train_pairs), len(dev_pairs)),
-            average_last=args.average_last,
-        ),
-    ).replace("data", target_tokens="word")
+    # The recipe (configs/g2p.json), with the dev words as the validation split.
+    config = Config.load(RECIPE).replace(
+        "train",
+        validation_split=validation_split_for(len(train_pairs), len(dev_pairs)),
+        average_last=args.average_last,
+    )
 
     model_dir = Path(args.model_dir)
     start = time.perf_counter()

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tandem  # noqa: E402  (sets the Keras backend)
 from baseline import translate_one_by_one  # noqa: E402
 from common import ROOT, TATOEBA, machine, require, write_json  # noqa: E402
-from tandem.config import Config, ModelConfig  # noqa: E402
+from tandem.config import Config  # noqa: E402
 from tandem.data.reading import group_references, read_pairs  # noqa: E402
 from tandem.evaluation import score  # noqa: E402
 from tandem.model_dir import read_history  # noqa: E402
@@ -31,8 +31,8 @@ def main() -> None:
     parser.add_argument("--output", help="write the JSON result here too")
     parser.add_argument("--model-dir", default=str(ROOT / "benchmarks/models/seed"))
     parser.add_argument("--reuse", action="store_true", help="reuse a trained --model-dir")
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--samples", type=int, default=10_000)
+    parser.add_argument("--epochs", type=int, help="default: the recipe's (configs/seed.json)")
+    parser.add_argument("--samples", type=int, help="default: the recipe's")
     parser.add_argument("--batch-size", type=int, default=256, help="tandem decoding batch")
     args = parser.parse_args()
     train_path = require(TATOEBA / "train.tsv")
@@ -40,9 +40,10 @@ def main() -> None:
 
     model_dir = Path(args.model_dir)
     if not args.reuse:
-        config = Config(model=ModelConfig.seed()).replace("data", max_samples=args.samples)
+        config = Config.load(ROOT / "configs" / "seed.json")  # the recipe
+        config = config.replace("data", max_samples=args.samples)
         config = config.replace("train", epochs=args.epochs)
-        pairs = read_pairs(train_path, max_samples=args.samples).pairs
+        pairs = read_pairs(train_path, max_samples=config.data.max_samples).pairs
         train(pairs, config, model_dir, overwrite=True)  # the benchmark's own directory
     history = read_history(model_dir / "history.csv")
 

@@ -75,6 +75,14 @@ SMALL = dataclasses.replace(
     small_attention(), embedding_dim=256, dropout=0.4, embedding_dropout=0.4, output_dropout=0.4
 )
 SMALL_SUBWORDS = dataclasses.replace(SUBWORDS, spm_vocab_size=2000)
+
+
+def recipe(name: str) -> tuple[ModelConfig, TrainConfig, DataConfig]:
+    """The sections of configs/NAME.json, so a recipe and the figure it produced cannot drift."""
+    config = Config.load(ROOT / "configs" / f"{name}.json")
+    return config.model, config.train, config.data
+
+
 RUNS = {  # name: (model, training, data)
     "seed": (ModelConfig.seed(), TrainConfig(epochs=100, patience=5), DataConfig()),
     "attention": (ATTENTION, TrainConfig(patience=3, **ADAM), DataConfig()),
@@ -104,40 +112,9 @@ RUNS = {  # name: (model, training, data)
         DECAY_AND_AVERAGE,
         SMALL_SUBWORDS,
     ),
-    # A Transformer (pre-norm, 3 + 3 blocks 256 wide, 4 heads, feed-forward 1024, dropout
-    # 0.1; 7.1 M parameters) on the same 2,000 pieces, with its usual training: Adam (beta_2
-    # 0.98), warm-up to 1e-3 over 1,000 steps, then 1 / sqrt(step) decay; the mean of the 5
-    # epochs up to the best.
-    "attention-transformer": (
-        ModelConfig(
-            family="transformer",
-            latent_dim=256,
-            embedding_dim=256,
-            num_layers=3,
-            heads=4,
-            ff_dim=1024,
-            dropout=0.1,
-            embedding_dropout=0.1,
-        ),
-        dataclasses.replace(
-            DECAY_AND_AVERAGE,
-            lr_schedule="inverse_sqrt",
-            learning_rate=1e-3,
-            warmup_steps=1000,
-            adam_beta_2=0.98,
-        ),
-        SMALL_SUBWORDS,
-    ),
-    # 10,000 short pairs: a smaller attention model, dropout 0.5 between layers, on the
-    # embeddings and before the softmax, few subword pieces, the mean of the 5 epochs up to
-    # the best.
-    "seed-regime": (
-        dataclasses.replace(
-            small_attention(), dropout=0.5, embedding_dropout=0.5, output_dropout=0.5
-        ),
-        TrainConfig(patience=5, label_smoothing=0.1, average_last=5, **ADAM),
-        dataclasses.replace(SUBWORDS, spm_vocab_size=500),
-    ),
+    # The recipes (configs/): the best model, a Transformer, and the seed-regime model.
+    "attention-transformer": recipe("tatoeba"),
+    "seed-regime": recipe("seed-regime"),
 }
 # Decodings tried on dev for each model; the one with the best dev chrF scores test.
 DECODINGS = [DecodeConfig(strategy="greedy", batch_size=64)] + [

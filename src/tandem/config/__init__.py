@@ -68,6 +68,8 @@ __all__ = [
 ]
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+# A recipe file's note to its reader (see Config.from_dict); never a setting.
+COMMENT = "comment"
 
 
 @dataclass(frozen=True)
@@ -129,11 +131,19 @@ class Config:
 
     @classmethod
     def from_dict(cls, raw: Any) -> Config:
-        """Build a config from nested dicts; unknown sections or keys are errors."""
+        """Build a config from nested dicts; unknown sections or keys are errors.
+
+        A top-level `"comment"` (a string, or a list of strings: one a line) is for readers of
+        a recipe file (configs/) and is not a setting.
+        """
         if not isinstance(raw, dict):
             kind = "null" if raw is None else "an array" if isinstance(raw, list) else "a value"
             raise ConfigError(f"config must be a JSON object, got {kind}")
-        unknown = sorted(set(raw) - set(SECTIONS))
+        comment = raw.get(COMMENT, "")
+        lines = comment if isinstance(comment, list) else [comment]
+        if not all(isinstance(line, str) for line in lines):
+            raise ConfigError(f"{COMMENT!r} must be a string or a list of strings")
+        unknown = sorted(set(raw) - set(SECTIONS) - {COMMENT})
         if unknown:
             raise ConfigError(
                 f"unknown config section {unknown[0]!r}; valid sections: {', '.join(SECTIONS)}"
