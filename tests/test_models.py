@@ -10,7 +10,7 @@ from tandem.config import Config, ModelConfig
 from tandem.data.vocabulary import END_ID, PAD_ID, START_ID, Vocabulary
 from tandem.decoding import compile_stateless, greedy_search
 from tandem.model_dir import load_model_dir, save_model_dir
-from tandem.models import ModelDims, Seq2Seq
+from tandem.models import ModelDims, build_model
 
 DIMS = ModelDims(
     num_encoder_tokens=9, num_decoder_tokens=11, max_encoder_seq_length=6, max_decoder_seq_length=7
@@ -116,7 +116,7 @@ def teacher_forced(model, source, decoder):
 
 def build(config):
     keras.utils.set_random_seed(0)
-    return Seq2Seq(config, DIMS)
+    return build_model(config, DIMS)
 
 
 @pytest.fixture(scope="module")

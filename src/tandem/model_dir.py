@@ -26,7 +26,7 @@ import tandem
 from tandem.config import Config, ConfigError
 from tandem.data.vocabulary import Vocabulary
 from tandem.errors import ModelDirError, TandemError
-from tandem.models import ModelDims, Seq2Seq
+from tandem.models import EncoderDecoder, ModelDims, build_model_from_training_model
 
 FORMAT = "tandem-model"
 FORMAT_VERSION = 1
@@ -46,7 +46,7 @@ _HELD: set[Path] = set()  # directories whose training_lock this process holds
 class LoadedModel:
     """A model directory read back: the layer owner, its vocabularies and config."""
 
-    model: Seq2Seq
+    model: EncoderDecoder
     source_vocab: Vocabulary
     target_vocab: Vocabulary
     config: Config
@@ -145,7 +145,7 @@ def start_model_dir(
 
 def save_model_dir(
     path: Path,
-    model: Seq2Seq,
+    model: EncoderDecoder,
     source_vocab: Vocabulary,
     target_vocab: Vocabulary,
     config: Config,
@@ -297,7 +297,7 @@ def load_model_dir(path: str | Path) -> LoadedModel:
         raise ModelDirError(f"{path / WEIGHTS_FILE}: not a .keras archive (truncated or damaged)")
     try:
         training_model = keras.saving.load_model(path / WEIGHTS_FILE, compile=False, safe_mode=True)
-        model = Seq2Seq.from_training_model(config.model, dims, training_model)
+        model = build_model_from_training_model(config.model, dims, training_model)
         # Layers rebuilt from the archive keep its settings (a transformer's depth): they must
         # be those of the layers config.json calls for, made here unbuilt (no weights).
         wanted = type(model).make_layers(config.model, dims)
