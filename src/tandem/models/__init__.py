@@ -2,7 +2,7 @@
 
 from tandem.models.base import EncoderDecoder, ModelDims
 from tandem.models.families import (
-    FAMILIES,
+    FAMILY_CLASSES,
     build_model,
     build_model_from_training_model,
     model_class,
@@ -11,7 +11,7 @@ from tandem.models.rnn import RNN
 from tandem.models.transformer import Transformer
 
 __all__ = [
-    "FAMILIES",
+    "FAMILY_CLASSES",
     "EncoderDecoder",
     "ModelDims",
     "RNN",

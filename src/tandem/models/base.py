@@ -103,7 +103,9 @@ class EncoderDecoder(ABC):
         return ops.log(ops.maximum(probs, 1e-30))
 
     @classmethod
-    def from_training_model(cls, config: ModelConfig, dims: ModelDims, model: keras.Model):
+    def from_training_model(
+        cls, config: ModelConfig, dims: ModelDims, model: keras.Model
+    ) -> EncoderDecoder:
         """Rewire the three graphs around the layers of a loaded training model (or of the
         `fit_model` holding it)."""
         if any(layer.name == "training_model" for layer in model.layers):

@@ -9,12 +9,12 @@ from tandem.models.base import EncoderDecoder, ModelDims
 from tandem.models.rnn import RNN
 from tandem.models.transformer import Transformer
 
-FAMILIES: dict[str, type[EncoderDecoder]] = {"rnn": RNN, "transformer": Transformer}
+FAMILY_CLASSES: dict[str, type[EncoderDecoder]] = {"rnn": RNN, "transformer": Transformer}
 
 
 def model_class(config: ModelConfig) -> type[EncoderDecoder]:
     """The class of `config.family` (the config has already refused unknown families)."""
-    return FAMILIES[config.family]
+    return FAMILY_CLASSES[config.family]
 
 
 def build_model(config: ModelConfig, dims: ModelDims, layers: dict | None = None) -> EncoderDecoder:
