@@ -58,7 +58,7 @@ from tandem.data.reading import group_references, read_pairs  # noqa: E402
 from tandem.data.vocabulary import Vocabulary  # noqa: E402
 from tandem.decoding import compile_stateless, greedy_search  # noqa: E402
 from tandem.evaluation import score  # noqa: E402
-from tandem.models import ModelDims, Seq2Seq  # noqa: E402
+from tandem.models import ModelDims, build_model, build_model_from_training_model  # noqa: E402
 from tandem.training.batches import TrainingBatches  # noqa: E402
 from tandem.training import train  # noqa: E402
 
@@ -87,7 +87,7 @@ def original_tokens_per_s(pairs, epochs: int) -> dict:
     decoder_input_data = eye_t[decoder_input_ids]
     decoder_target_data = eye_t[decoder_target_ids]
     keras.utils.set_random_seed(0)
-    model = Seq2Seq(ModelConfig.seed(), dims).training_model
+    model = build_model(ModelConfig.seed(), dims).training_model
     model.compile(optimizer="rmsprop", loss="categorical_crossentropy", metrics=["accuracy"])
     seconds = []
 
@@ -161,7 +161,7 @@ class TestChrf(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if not hasattr(self, "decode"):
-            model = Seq2Seq.from_training_model(self.config.model, self.dims, self.model)
+            model = build_model_from_training_model(self.config.model, self.dims, self.model)
             batch = len(self.sources)
 
             def decode(ids):

@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 from common import machine, write_json  # noqa: E402
 from tandem.allocator import KEEP_FREED_MEMORY, with_malloc_settings  # noqa: E402
 from tandem.config import ModelConfig  # noqa: E402
-from tandem.models import ModelDims, Seq2Seq  # noqa: E402
+from tandem.models import ModelDims, build_model  # noqa: E402
 
 # The seed data's vocabulary sizes (source, target) and longest sequences.
 DIMS = ModelDims(72, 95, 16, 59)
@@ -93,7 +93,7 @@ def measure(args) -> dict:
     targets = rng.integers(4, DIMS.num_decoder_tokens, (batch, target_steps)).astype("int32")
     weights = (decoder != 0).astype("float32")
     keras.utils.set_random_seed(0)
-    model = Seq2Seq(ModelConfig(inputs="one_hot"), DIMS).fit_model
+    model = build_model(ModelConfig(inputs="one_hot"), DIMS).fit_model
     model.compile(
         optimizer="rmsprop", loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"]
     )

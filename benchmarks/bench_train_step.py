@@ -2,7 +2,7 @@
 
 For batches of B pairs with S source and T target steps (by default the seed data's typical
 bucket, 16 and 24), times the compiled forward pass, forward and backward pass, and the whole
-training step (with the optimizer update) of `Seq2Seq.fit_model` (one-hot inputs, one LSTM
+training step (with the optimizer update) of `EncoderDecoder.fit_model` (one-hot inputs, one LSTM
 per side, latent 256, padding masked), and the rate of the LSTM's recurrent product alone (a
 scan of (B, 256) x (256, 1024) products) for comparison. Useful FLOPs count the recurrent and
 output products, forward (1x) and backward (2x), not the one-hot input products.
@@ -25,7 +25,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from common import machine, write_json  # noqa: E402
 from tandem.config import ModelConfig  # noqa: E402
-from tandem.models import ModelDims, Seq2Seq  # noqa: E402
+from tandem.models import ModelDims, build_model  # noqa: E402
 
 LATENT = 256
 # The seed data's vocabulary sizes (source, target) and longest sequences.
@@ -44,7 +44,7 @@ def best_ms(function, *args, repeats: int) -> float:
 
 
 def measure(batch: int, source_steps: int, target_steps: int, repeats: int) -> dict:
-    model = Seq2Seq(ModelConfig(inputs="one_hot", latent_dim=LATENT), DIMS).fit_model
+    model = build_model(ModelConfig(inputs="one_hot", latent_dim=LATENT), DIMS).fit_model
     model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy")
     rng = np.random.default_rng(0)
     source = rng.integers(4, DIMS.num_encoder_tokens, (batch, source_steps)).astype("int32")

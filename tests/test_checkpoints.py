@@ -493,14 +493,14 @@ def test_nan_weights_never_overwrite_the_last_good_checkpoint(tmp_path):
 
 def test_reload_restores_the_optimizer_state(corpus, reference):
     from tandem.config import Config
-    from tandem.models import ModelDims, Seq2Seq
+    from tandem.models import ModelDims, build_model
     from tandem.training.checkpoints import restore_training_model
 
     model_dir = Path(corpus["root"]) / "reference"
     checkpoint = find_checkpoint(model_dir, LAST)
     config = Config.load(model_dir / "config.json")
     manifest = json.loads((model_dir / "manifest.json").read_text())
-    model = Seq2Seq(config.model, ModelDims(**manifest["dims"])).training_model
+    model = build_model(config.model, ModelDims(**manifest["dims"])).training_model
     model.compile(optimizer=keras.optimizers.Adam(0.02), loss="sparse_categorical_crossentropy")
     restore_training_model(model, checkpoint)
     assert int(model.optimizer.iterations) == 3 * 4  # 3 epochs of 4 batches

@@ -17,7 +17,7 @@ from tandem.data.batching import encode_pairs
 from tandem.data.reading import read_pairs
 from tandem.data.vocabulary import PAD_ID, Vocabulary
 from tandem.model_dir import read_history
-from tandem.models import ModelDims, Seq2Seq
+from tandem.models import ModelDims, build_model
 from tandem.training import TrainingInterrupted
 from tandem.training import train as train_in_process
 from tandem.training.batches import TrainingBatches
@@ -64,7 +64,7 @@ def test_replicated_batches_split_evenly_and_keep_every_pair_once(mask_padding):
 def test_filler_rows_change_neither_loss_nor_gradient(config):
     encoded, source_size, target_size = encoded_pairs()
     keras.utils.set_random_seed(0)
-    model = Seq2Seq(config, ModelDims(source_size, target_size, 14, 13)).fit_model
+    model = build_model(config, ModelDims(source_size, target_size, 14, 13)).fit_model
     model.compile(loss="sparse_categorical_crossentropy")
     losses = []
     for replicas in (ONE_DEVICE, Replicas(count=4)):

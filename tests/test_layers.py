@@ -12,7 +12,7 @@ from tandem.models.layers import (
     OneHot,
     PaddingMask,
 )
-from tandem.models.transformer import (
+from tandem.models.transformer_layers import (
     EmptyCache,
     MemoryProjection,
     Positions,

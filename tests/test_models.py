@@ -6,11 +6,20 @@ import keras
 import numpy as np
 import pytest
 
+from tandem.config import FAMILIES as FAMILY_NAMES
 from tandem.config import Config, ModelConfig
 from tandem.data.vocabulary import END_ID, PAD_ID, START_ID, Vocabulary
 from tandem.decoding import compile_stateless, greedy_search
 from tandem.model_dir import load_model_dir, save_model_dir
-from tandem.models import ModelDims, Seq2Seq
+from tandem.models import (
+    FAMILY_CLASSES,
+    RNN,
+    EncoderDecoder,
+    ModelDims,
+    Transformer,
+    build_model,
+    model_class,
+)
 
 DIMS = ModelDims(
     num_encoder_tokens=9, num_decoder_tokens=11, max_encoder_seq_length=6, max_decoder_seq_length=7
@@ -116,12 +125,20 @@ def teacher_forced(model, source, decoder):
 
 def build(config):
     keras.utils.set_random_seed(0)
-    return Seq2Seq(config, DIMS)
+    return build_model(config, DIMS)
 
 
 @pytest.fixture(scope="module")
 def model():
     return build(FAMILIES["seed"])
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_the_factory_builds_the_family_the_config_names(name):
+    family = model_class(FAMILIES[name])
+    assert family is (Transformer if FAMILIES[name].family == "transformer" else RNN)
+    assert issubclass(family, EncoderDecoder)
+    assert set(FAMILY_CLASSES) == set(FAMILY_NAMES)
 
 
 def test_seed_decoder_model_has_the_examples_signature(model):

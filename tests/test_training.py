@@ -212,13 +212,13 @@ def one_clipped_step(tmp_path_factory):
 
 @pytest.mark.slow
 def test_gradient_clipping_bounds_every_update(one_clipped_step):
-    from tandem.models import ModelDims, Seq2Seq
+    from tandem.models import ModelDims, build_model
 
     config, output, result = one_clipped_step
     loaded = load_model_dir(output)
     # The initial weights, rebuilt as the trainer built them (seeded just before the model).
     keras.utils.set_random_seed(config.train.seed)
-    initial = Seq2Seq(config.model, ModelDims(**loaded.manifest["dims"])).training_model
+    initial = build_model(config.model, ModelDims(**loaded.manifest["dims"])).training_model
     changes = [
         float(np.linalg.norm(after - before))
         for before, after in zip(

@@ -24,7 +24,7 @@ from tandem.files import (
     write_json_atomically,
     write_text_atomically,
 )
-from tandem.models import ModelDims, Seq2Seq
+from tandem.models import EncoderDecoder, ModelDims, build_model_from_training_model
 from tandem.version import __version__
 
 FORMAT = "tandem-model"
@@ -59,7 +59,7 @@ STATE_VERSION = 1
 class LoadedModel:
     """A model directory read back: the layer owner, its vocabularies and config."""
 
-    model: Seq2Seq
+    model: EncoderDecoder
     source_vocab: Vocabulary
     target_vocab: Vocabulary
     config: Config
@@ -147,7 +147,7 @@ def start_model_dir(
 
 def save_model_dir(
     path: Path,
-    model: Seq2Seq,
+    model: EncoderDecoder,
     source_vocab: Vocabulary,
     target_vocab: Vocabulary,
     config: Config,
@@ -253,7 +253,7 @@ def load_model_dir(path: str | Path) -> LoadedModel:
         raise ModelDirError(f"{path / WEIGHTS_FILE}: not a .keras archive (truncated or damaged)")
     try:
         training_model = keras.saving.load_model(path / WEIGHTS_FILE, compile=False, safe_mode=True)
-        model = Seq2Seq.from_training_model(config.model, dims, training_model)
+        model = build_model_from_training_model(config.model, dims, training_model)
         # Layers rebuilt from the archive keep its settings (a transformer's depth): they must
         # be those of the layers config.json calls for, made here unbuilt (no weights).
         wanted = type(model).make_layers(config.model, dims)

@@ -11,6 +11,16 @@ PACKAGE = "tandem"
 ATTENTION_SCORES = ("dot", "general", "bahdanau")
 
 
+def optional_dropout(rate: float) -> keras.layers.Dropout | None:
+    """A dropout layer of `rate`, or None for 0 (the graph then holds no dropout at all)."""
+    return keras.layers.Dropout(rate) if rate else None
+
+
+def maybe_dropout(dropout: keras.layers.Dropout | None, x, training=None):
+    """`x` through `dropout`, or `x` itself when there is none."""
+    return dropout(x, training=training) if dropout is not None else x
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class PaddingMask(keras.layers.Layer):
     """Ids (batch, steps) or one-hots (batch, steps, vocab) -> bool (batch, steps), False at padding.

@@ -16,12 +16,12 @@ STEP_BUCKET = 8
 
 
 class TrainingBatches(keras.utils.PyDataset):
-    """Teacher-forcing batches of ids for `Seq2Seq.fit_model`, never the whole corpus padded.
+    """Teacher-forcing batches of ids for `EncoderDecoder.fit_model`, never the whole corpus padded.
 
     The example one-hot encodes the whole corpus up front, padded to the longest sentence;
     here the corpus stays unpadded token ids (`EncodedPairs`), each batch is padded when it is
     asked for, and batches stay id arrays (one-hot models expand them inside the compiled
-    step, see `Seq2Seq.fit_model`), so memory stays at the size of the token ids. Targets are
+    step, see `EncoderDecoder.fit_model`), so memory stays at the size of the token ids. Targets are
     ids too (sparse cross-entropy equals categorical cross-entropy on one-hot targets).
 
     Args:

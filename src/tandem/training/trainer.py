@@ -25,7 +25,7 @@ from tandem.model_dir import (
     start_model_dir,
     write_history,
 )
-from tandem.models import ModelDims, Seq2Seq
+from tandem.models import ModelDims, build_model
 from tandem.training.batches import TrainingBatches
 from tandem.training.callbacks import (
     Checkpointer,
@@ -297,7 +297,7 @@ def _train(
     )
 
     keras.utils.set_random_seed(config.train.seed)
-    model = Seq2Seq(config.model, dims)
+    model = build_model(config.model, dims)
     model.fit_model.compile(
         optimizer=_optimizer(config),
         loss=training_loss(config.train.label_smoothing),

@@ -10,7 +10,7 @@ import numpy as np
 from tandem.data.vocabulary import Vocabulary
 from tandem.decoding import compile_stateless, greedy_search
 from tandem.evaluation.metrics import error_rates, score
-from tandem.models import Seq2Seq
+from tandem.models import EncoderDecoder
 
 BATCH_SIZE = 256
 
@@ -32,7 +32,7 @@ class ValidationScore(keras.callbacks.Callback):
 
     def __init__(
         self,
-        model: Seq2Seq,
+        model: EncoderDecoder,
         source_ids: np.ndarray,
         references: Sequence[Sequence[str]],
         target_vocab: Vocabulary,

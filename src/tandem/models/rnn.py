@@ -1,72 +1,51 @@
-"""The encoder-decoder family: one owner of the layers hands out all three graphs."""
+"""The recurrent family: the classic example's LSTM, GRU, depth, attention, input feeding."""
 
 from __future__ import annotations
-
-from dataclasses import asdict, dataclass
 
 import keras
 from keras import ops
 
 from tandem.config import ModelConfig
 from tandem.data.vocabulary import PAD_ID
-from tandem.models.layers import Attention, InitialFeed, InputFeedingDecoder, OneHot, PaddingMask
+from tandem.models.base import EncoderDecoder, ModelDims
+from tandem.models.layers import (
+    Attention,
+    InitialFeed,
+    InputFeedingDecoder,
+    OneHot,
+    PaddingMask,
+    optional_dropout,
+)
 
 
-@dataclass(frozen=True)
-class ModelDims:
-    """Sizes fixed by the training data (the example's num_*_tokens and max_*_seq_length)."""
+class RNN(EncoderDecoder):
+    """The recurrent family's owner of the layers: the `EncoderDecoder` contract over LSTM or GRU
+    layers, stacked, bidirectional, with attention and input feeding as configured.
 
-    num_encoder_tokens: int  # source vocabulary size, reserved ids included
-    num_decoder_tokens: int  # target vocabulary size, reserved ids included
-    max_encoder_seq_length: int  # longest training source (unmasked models pad to it)
-    max_decoder_seq_length: int  # longest decoder input: start + target + end
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-class Seq2Seq:
-    """Owns every layer of an encoder-decoder and builds three graphs over the same objects.
-
-    This class is the recurrent family; `Seq2Seq(config, dims)` with
-    `config.family == "transformer"` builds `tandem.models.transformer.Transformer`, which
-    keeps the same graphs and step contract.
-
-    `training_model` is teacher-forced; `encoder_model` maps sources to the decoder's start
-    state; `decoder_model` has the classic example's signature
-    `Model([decoder_inputs] + decoder_states_inputs, [decoder_outputs] + decoder_states)`, where
-    the states are each decoder layer's (h, c) (LSTM) or h (GRU), followed, with attention, by
-    the encoder outputs and the source mask; attention models return the attention weights
+    The decoder states are each decoder layer's (h, c) (LSTM) or h (GRU), followed, with input
+    feeding, by the previous attentional vector and, with attention, by the encoder outputs
+    and the source mask; attention models return the attention weights
     (batch, steps, source_steps) as one more, last output. With `ModelConfig.seed()` the graphs
-    are exactly the example's: one-hot inputs, one LSTM layer each side, no masking.
-    `fit_model` is what training fits: the training model itself, or for one-hot models the
-    training model fed from id batches through an in-graph one-hot expansion.
+    are exactly the example's: one-hot inputs, one LSTM layer each side, no masking, and
+    `fit_model` is the training model fed from id batches through an in-graph one-hot
+    expansion.
 
-    Args:
-        config: architecture settings.
-        dims: vocabulary sizes and sequence lengths from the training data.
-        layers: existing layers by name (when rebuilding from a saved model); None creates them.
+    Args: as `EncoderDecoder`.
 
     Example:
-        >>> model = Seq2Seq(ModelConfig.seed(latent_dim=8), ModelDims(10, 12, 5, 7))
+        >>> model = RNN(ModelConfig.seed(latent_dim=8), ModelDims(10, 12, 5, 7))
         >>> [tuple(t.shape) for t in model.decoder_model.outputs]
         [(None, None, 12), (None, 8), (None, 8)]
     """
 
-    def __new__(cls, config: ModelConfig, dims: ModelDims, layers: dict | None = None):
-        # One entry point for every family: Seq2Seq(config, dims) builds the config's family.
-        return super().__new__(_family(config) if cls is Seq2Seq else cls)
-
     def __init__(self, config: ModelConfig, dims: ModelDims, layers: dict | None = None):
-        self.config = config
-        self.dims = dims
         self.one_hot = config.inputs == "one_hot"
-        self.layers = layers if layers is not None else self.make_layers(config, dims)
         self.state_size = 2 if config.cell == "lstm" else 1  # tensors per decoder layer
-        self._dropout = _dropout(config.dropout)
-        self._embedding_dropout = _dropout(config.embedding_dropout)
-        self._output_dropout = _dropout(config.output_dropout)
-        self._build_graphs()
+        super().__init__(config, dims, layers)
+
+    def _make_weightless_layers(self) -> None:
+        self._dropout = optional_dropout(self.config.dropout)  # between stacked layers
+        super()._make_weightless_layers()
 
     # -- layers --------------------------------------------------------------------------
 
@@ -202,6 +181,16 @@ class Seq2Seq:
     # -- the three graphs ---------------------------------------------------------------
 
     def _build_graphs(self) -> None:
+        # The training graph's encoder tensors are the encoder graph's outputs, and its decoder
+        # inputs are the decoder graph's: all three run on the same layers.
+        encoder_inputs, decoder_inputs, target, encoder_outputs = self._training_graph()
+        self.fit_model = self._fit_graph() if self.one_hot else self.training_model
+        self.encoder_model = keras.Model(encoder_inputs, encoder_outputs, name="encoder_model")
+        self.decoder_model = self._decoder_graph(decoder_inputs, target)
+
+    def _training_graph(self):
+        """Set `training_model`; -> (encoder inputs, decoder inputs, decoder input vectors,
+        the encoder graph's outputs)."""
         config, dims = self.config, self.dims
         if self.one_hot:
             encoder_inputs = keras.Input(
@@ -235,27 +224,29 @@ class Seq2Seq:
         self.training_model = keras.Model(
             [encoder_inputs, decoder_inputs], probs, name="training_model"
         )
-        self.fit_model = self.training_model
-        if self.one_hot:
-            # What `fit` trains: the training model behind an in-graph one-hot expansion, so
-            # batches stay id arrays. It holds the training model, weights and all.
-            ids = [
-                keras.Input(shape=(None,), dtype="int32", name="encoder_ids"),
-                keras.Input(shape=(None,), dtype="int32", name="decoder_ids"),
-            ]
-            one_hots = [
-                OneHot(dims.num_encoder_tokens, name="encoder_one_hot")(ids[0]),
-                OneHot(dims.num_decoder_tokens, name="decoder_one_hot")(ids[1]),
-            ]
-            self.fit_model = keras.Model(ids, self.training_model(one_hots), name="fit_model")
-
         flat_states = [s for states in layer_states for s in states]
         feeds = [feed] if feed is not None else []
         encoder_outputs = flat_states + feeds + ([memory, attention_mask] if attention else [])
-        self.encoder_model = keras.Model(encoder_inputs, encoder_outputs, name="encoder_model")
+        return encoder_inputs, decoder_inputs, target, encoder_outputs
 
-        # The decoder graph starts from states given as inputs and returns the new states, so
-        # a loop can feed each step's output into the next.
+    def _fit_graph(self) -> keras.Model:
+        """The training model behind an in-graph one-hot expansion, so batches stay id arrays.
+        It holds the training model, weights and all."""
+        ids = [
+            keras.Input(shape=(None,), dtype="int32", name="encoder_ids"),
+            keras.Input(shape=(None,), dtype="int32", name="decoder_ids"),
+        ]
+        one_hots = [
+            OneHot(self.dims.num_encoder_tokens, name="encoder_one_hot")(ids[0]),
+            OneHot(self.dims.num_decoder_tokens, name="decoder_one_hot")(ids[1]),
+        ]
+        return keras.Model(ids, self.training_model(one_hots), name="fit_model")
+
+    def _decoder_graph(self, decoder_inputs, target) -> keras.Model:
+        """The decoder from states given as inputs to the new states, so a loop can feed each
+        step's output into the next."""
+        config = self.config
+        attention = config.attention != "none"
         decoder_states_inputs = [
             keras.Input(shape=(config.latent_dim,), name=f"decoder_state_input_{name}")
             for name in _state_names(config)
@@ -279,28 +270,11 @@ class Seq2Seq:
         )
         decoder_states = [s for states in new_states for s in states]
         decoder_states += ([new_feed] if feed_inputs else []) + memory_inputs
-        self.decoder_model = keras.Model(
+        return keras.Model(
             [decoder_inputs] + decoder_states_inputs + feed_inputs + memory_inputs,
             [probs] + decoder_states + ([weights] if attention else []),
             name="decoder_model",
         )
-
-    @classmethod
-    def from_training_model(cls, config: ModelConfig, dims: ModelDims, model: keras.Model):
-        """Rewire the three graphs around the layers of a loaded training model (or of the
-        `fit_model` holding it)."""
-        if any(layer.name == "training_model" for layer in model.layers):
-            model = model.get_layer("training_model")
-        names = _family(config).layer_names(config)
-        unused = sorted({layer.name for layer in model.layers if layer.weights} - set(names))
-        if unused:  # the weights were trained with another architecture than `config` says
-            raise ValueError(f"the weights hold layers the config's model does not use: {unused}")
-        return cls(config, dims, {name: model.get_layer(name) for name in names})
-
-    @property
-    def variables(self) -> list:
-        """Every weight of the model, in a fixed order (for stateless, compiled calls)."""
-        return list(self.training_model.variables)
 
     # -- the step contract used by every decoding strategy ---------------------------------
 
@@ -346,8 +320,7 @@ class Seq2Seq:
                 new_state["attention"] = weights[:, 0]  # (batch, source_steps)
             if feed is not None:
                 new_state["feed"] = feed
-        # log of the softmax the model trains; the floor keeps -inf out of beam scores.
-        return ops.log(ops.maximum(probs, 1e-30)), new_state
+        return self._log_probs(probs), new_state  # log of the softmax the model trains
 
     def _is_seed_lstm(self) -> bool:
         config = self.config
@@ -359,18 +332,6 @@ class Seq2Seq:
             and config.attention == "none"
             and not config.mask_padding
         )
-
-
-def _family(config: ModelConfig) -> type[Seq2Seq]:
-    if config.family == "transformer":
-        from tandem.models.transformer import Transformer
-
-        return Transformer
-    return Seq2Seq
-
-
-def _dropout(rate: float):
-    return keras.layers.Dropout(rate) if rate else None
 
 
 def _rnn_name(side: str, cell: str, index: int) -> str:
