@@ -177,6 +177,40 @@ def test_bad_flag_value_is_one_line_and_exit_2(tmp_path, capsys):
     assert code == 2 and "--lr-factor must be in (0, 1)" in err and err.count("\n") == 1
 
 
+def test_train_hands_its_plan_to_on_start_before_the_first_epoch(tmp_path):
+    from tandem.training import train
+
+    events = []
+
+    class Epochs(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            events.append(f"epoch {epoch + 1}")
+
+    config = tiny_config(epochs=1).replace("data", max_target_length=10)
+    result = train(PAIRS, config, tmp_path, verbose=0, callbacks=[Epochs()], on_start=events.append)
+    plan, *epochs = events
+    assert epochs == ["epoch 1"]
+    assert (plan.train_pairs, plan.validation_pairs, plan.filtered_pairs) == (
+        result.train_pairs,
+        result.validation_pairs,
+        result.filtered_pairs,
+    )
+    assert plan.filtered_pairs > 0 and plan.resumed_after is None
+    assert plan.summary().startswith(f"training on {result.train_pairs} pairs, validating on ")
+
+
+def test_train_plan_summary_is_the_line_tandem_train_writes():
+    from tandem.training import TrainPlan
+
+    plan = TrainPlan(9, 2, 1, source_tokens=28, target_tokens=33, resumed_after=3)
+    assert plan.summary() == (
+        "training on 9 pairs, validating on 2; 28 source and 33 target tokens; "
+        "left out 1 pairs over the length limits; resuming after epoch 3"
+    )
+    fresh = TrainPlan(9, 2, 0, source_tokens=28, target_tokens=33, resumed_after=None)
+    assert fresh.summary() == "training on 9 pairs, validating on 2; 28 source and 33 target tokens"
+
+
 # -- label smoothing -------------------------------------------------------------------------
 
 

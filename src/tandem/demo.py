@@ -81,7 +81,14 @@ def run_demo(
     reports = {}
     for name, config in demo_configs(latent_dim, epochs, seed).items():
         print(f"training the {DESCRIPTIONS[name]}", file=sys.stderr)
-        train(train_pairs, config, output / name, overwrite=True, verbose=verbose)
+        train(
+            train_pairs,
+            config,
+            output / name,
+            overwrite=True,
+            verbose=verbose,
+            on_start=(lambda plan: print(plan.summary(), file=sys.stderr)) if verbose else None,
+        )
         translator = Translator.from_dir(output / name)
         report = evaluate(translator, data_dir / "test.tsv")
         report["examples"] = list(zip(EXAMPLES, translator.translate(list(EXAMPLES)), strict=True))

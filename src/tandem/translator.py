@@ -28,6 +28,83 @@ SOURCE_BUCKET = 8
 
 
 @dataclass(frozen=True)
+class Strategy:
+    """How `Translator` compiles and calls one decoding strategy.
+
+    Every strategy's compiled search returns one shape: tokens (batch, nbest, max_length) and
+    scores (batch, nbest), best first; greedy and sampling give nbest 1. The `decoding`
+    functions keep their own contracts, adapted here.
+    """
+
+    # The DecodeConfig fields the compiled search reads besides batch_size: with the
+    # strategy, the batch size and max_length, they key the compiled program (one per shape).
+    settings: tuple[str, ...]
+    # (model, decode, max_length) -> search(source_ids (batch, steps), *inputs).
+    build: Callable[..., Callable]
+    # (decode, streams (batch,)) -> the search's arguments after the source ids; arrays, so
+    # that a new seed reuses the compiled program.
+    inputs: Callable[[DecodeConfig, np.ndarray], tuple] = lambda decode, streams: ()
+
+
+def _one_best(tokens, scores):
+    """(batch, max_length), (batch,) -> (batch, 1, max_length), (batch, 1)."""
+    return ops.expand_dims(tokens, 1), ops.expand_dims(scores, 1)
+
+
+def _greedy(model, decode: DecodeConfig, max_length: int) -> Callable:
+    def search(source_ids):
+        state = model.encode(source_ids, max_length)
+        tokens, scores = greedy_search(model.step, state, decode.batch_size, max_length)
+        return _one_best(tokens, scores)
+
+    return search
+
+
+def _beam(model, decode: DecodeConfig, max_length: int) -> Callable:
+    def search(source_ids):
+        return beam_search(
+            model.step,
+            model.encode(source_ids, max_length),
+            decode.batch_size,
+            max_length,
+            beam_size=decode.beam_size,
+            alpha=decode.alpha,
+            nbest=decode.nbest,
+        )  # (batch, nbest, max_length), (batch, nbest)
+
+    return search
+
+
+def _sample(model, decode: DecodeConfig, max_length: int) -> Callable:
+    def search(source_ids, seed, streams):
+        tokens, scores = sample(
+            model.step,
+            model.encode(source_ids, max_length),
+            decode.batch_size,
+            max_length,
+            temperature=decode.temperature,
+            top_k=decode.top_k,
+            seed=seed,
+            streams=streams,
+        )
+        return _one_best(tokens, scores)
+
+    return search
+
+
+# The strategies, by DecodeConfig.strategy.
+STRATEGIES = {
+    "greedy": Strategy(settings=(), build=_greedy),
+    "beam": Strategy(settings=("beam_size", "alpha", "nbest"), build=_beam),
+    "sample": Strategy(
+        settings=("temperature", "top_k"),
+        build=_sample,
+        inputs=lambda decode, streams: (np.uint32(decode.seed % 2**32), streams),
+    ),
+}
+
+
+@dataclass(frozen=True)
 class Hypothesis:
     """One candidate translation."""
 
@@ -206,18 +283,9 @@ class Translator:
     def _decode_batch(self, source_ids: np.ndarray, decode: DecodeConfig, streams: np.ndarray):
         """(batch, source steps) -> tokens (batch, nbest, steps), scores (batch, nbest);
         `streams` (batch,): each row's random stream when sampling."""
-        max_length = decode.max_length or self.max_target_length
-        search = self._decoder(decode, max_length)
-        if decode.strategy == "beam":
-            tokens, scores = search(source_ids)
-        elif decode.strategy == "sample":
-            tokens, scores = search(source_ids, np.uint32(decode.seed % 2**32), streams)
-        else:
-            tokens, scores = search(source_ids)
-        tokens, scores = ops.convert_to_numpy(tokens), ops.convert_to_numpy(scores)
-        if decode.strategy != "beam":  # one hypothesis per source
-            tokens, scores = tokens[:, None, :], scores[:, None]
-        return tokens, scores
+        search = self._decoder(decode, decode.max_length or self.max_target_length)
+        tokens, scores = search(source_ids, *STRATEGIES[decode.strategy].inputs(decode, streams))
+        return ops.convert_to_numpy(tokens), ops.convert_to_numpy(scores)
 
     def _check_lengths(
         self, texts: list[str], lengths: list[int], overlong: str, before: int
@@ -234,52 +302,11 @@ class Translator:
                 warnings.warn(OverlongSourceWarning(f"{message} (truncated)", number), stacklevel=5)
 
     def _decoder(self, decode: DecodeConfig, max_length: int):
-        """The compiled search for one decoding setting, built once and cached."""
-        key = (
-            decode.strategy,
-            decode.batch_size,
-            max_length,
-            decode.beam_size,
-            decode.alpha,
-            decode.nbest,
-            decode.temperature,
-            decode.top_k,
-        )
-        if key in self._compiled:
-            return self._compiled[key]
-        model, batch_size = self.model, decode.batch_size
-
-        if decode.strategy == "beam":
-
-            def search(source_ids):
-                return beam_search(
-                    model.step,
-                    model.encode(source_ids, max_length),
-                    batch_size,
-                    max_length,
-                    beam_size=decode.beam_size,
-                    alpha=decode.alpha,
-                    nbest=decode.nbest,
-                )
-        elif decode.strategy == "sample":
-
-            def search(source_ids, seed, streams):
-                return sample(
-                    model.step,
-                    model.encode(source_ids, max_length),
-                    batch_size,
-                    max_length,
-                    temperature=decode.temperature,
-                    top_k=decode.top_k,
-                    seed=seed,
-                    streams=streams,
-                )
-        else:
-
-            def search(source_ids):
-                return greedy_search(
-                    model.step, model.encode(source_ids, max_length), batch_size, max_length
-                )
-
-        self._compiled[key] = compile_stateless(search, model.variables)
+        """The compiled search for one decoding setting and shape, built once and cached."""
+        strategy = STRATEGIES[decode.strategy]
+        settings = tuple(getattr(decode, name) for name in strategy.settings)
+        key = (decode.strategy, decode.batch_size, max_length, *settings)
+        if key not in self._compiled:
+            search = strategy.build(self.model, decode, max_length)
+            self._compiled[key] = compile_stateless(search, self.model.variables)
         return self._compiled[key]

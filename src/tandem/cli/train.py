@@ -122,8 +122,6 @@ def run(args: argparse.Namespace) -> int:
     )
     if data.skipped:
         say_skipped(data.skipped, data.path)
-    if not args.resume:  # as train() would, but naming the flags given
-        config.refuse_ignored_settings()
     try:
         result = train(
             data.pairs,
@@ -133,11 +131,15 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             verbose=0 if args.quiet else 2,
             devices=devices,
+            on_start=None if args.quiet else lambda plan: print(plan.summary(), file=sys.stderr),
         )
     except TrainingInterrupted as exc:
         advice = f"resume with: {resume_command(args.argv)}" if exc.resumable else None
         print(f"tandem: {exc.what}; {advice}" if advice else f"tandem: {exc}", file=sys.stderr)
         return exc.exit_code
+    if config.train.average_last and not args.quiet:
+        averaged = list(result.averaged_epochs)
+        print(f"saved the average of the weights of epochs {averaged}", file=sys.stderr)
     last = result.history[-1]
     kept = f"model of epoch {result.final_epoch}"
     if len(result.averaged_epochs) > 1:

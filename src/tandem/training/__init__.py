@@ -1,11 +1,19 @@
 """Training: batches, the fit loop wiring, callbacks, checkpoints and resume."""
 
+from tandem.training.averaging import average_model_dir
 from tandem.training.trainer import (
     TrainingDiverged,
     TrainingInterrupted,
+    TrainPlan,
     TrainResult,
-    average_model_dir,
     train,
 )
 
-__all__ = ["TrainResult", "TrainingDiverged", "TrainingInterrupted", "average_model_dir", "train"]
+__all__ = [
+    "TrainPlan",
+    "TrainResult",
+    "TrainingDiverged",
+    "TrainingInterrupted",
+    "average_model_dir",
+    "train",
+]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 import random
 import signal
-import sys
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -274,11 +274,11 @@ def set_global_random_state(state: dict) -> None:
 
 
 def draw_learning_curve(history: Sequence[dict], path: Path) -> None:
-    """Update the learning-curve PNG; a failure to draw never stops training."""
+    """Update the learning-curve PNG; a failure to draw is a warning, never stops training."""
     try:
         plot_learning_curve(list(history), path)
     except Exception as exc:  # matplotlib's errors are many; the curve is a convenience
-        print(f"tandem: warning: cannot draw {path}: {exc}", file=sys.stderr)
+        warnings.warn(f"cannot draw {path}: {exc}", stacklevel=2)
 
 
 def _finite_weights(model: keras.Model) -> bool:

@@ -1,0 +1,82 @@
+"""Averaging a trained model directory's weights over a window of epochs, after training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tandem.errors import TandemError
+from tandem.files import training_lock
+from tandem.model_dir import load_model_dir, save_model_dir
+from tandem.training.checkpoints import (
+    BEST,
+    LAST,
+    average_snapshots,
+    find_checkpoint,
+    snapshot_path,
+)
+
+__all__ = ["average_model_dir"]
+
+
+def average_model_dir(model_dir: str | Path, last: int) -> tuple[int, ...]:
+    """Save in `model_dir` the mean of the weights of the `last` epochs ending at the kept one.
+
+    The kept epoch is the one training kept: the best with early stopping (`train.patience`),
+    else the last. The window can be chosen after training (on a dev set, say) among the
+    epochs whose snapshots `train.average_last` kept in `checkpoints/epochs/`; a window with
+    an epoch that has none is refused (training, by contrast, leaves out the epochs from
+    before averaging was switched on). The model and `train.average_last` in config.json are
+    rewritten atomically; the checkpoints and snapshots stay, so another window can follow.
+
+    Returns:
+        The epochs averaged, in order.
+
+    Raises:
+        TandemError: `last` below 1, an unfinished or foreign directory, or an epoch of the
+            window without a snapshot.
+    """
+    if last < 1:
+        raise TandemError(f"the number of epochs to average must be at least 1, got {last}")
+    with training_lock(Path(model_dir), create=False):
+        return _average_model_dir(model_dir, last)
+
+
+def _average_model_dir(model_dir: str | Path, last: int) -> tuple[int, ...]:
+    loaded = load_model_dir(model_dir)
+    kept = None
+    if loaded.config.train.patience is not None:
+        kept = find_checkpoint(loaded.path, BEST)
+    kept = kept or find_checkpoint(loaded.path, LAST)
+    if kept is None:
+        raise TandemError(f"{loaded.path}: no checkpoint says which epoch training kept")
+    first = max(kept.epoch - last + 1, 1)
+    window = range(first, kept.epoch + 1)
+    missing = [e for e in window if not snapshot_path(loaded.path, e).exists()]
+    folder = snapshot_path(loaded.path, kept.epoch).parent
+    if len(missing) == len(window):
+        raise TandemError(
+            f"{loaded.path}: no weight snapshot of epochs {first}-{kept.epoch} in {folder} "
+            "(train with --average-last to keep them)"
+        )
+    if missing:
+        # Asked for after training, a mean of fewer epochs than asked is refused, not made.
+        kept_run = next(n for n in range(1, len(window) + 1) if kept.epoch - n + 1 in missing) - 1
+        raise TandemError(
+            f"{loaded.path}: no weight snapshot of epoch{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(map(str, missing))} in {folder}, so the last {last} epochs cannot be "
+            f"averaged; the snapshots kept allow at most {kept_run}"
+            if kept_run
+            else f"{loaded.path}: no weight snapshot of epoch {kept.epoch}, the kept one, in {folder}"
+        )
+    averaged = average_snapshots(loaded.model.fit_model, loaded.path, kept.epoch, last)
+    # A window reaching back before epoch 1 is all the epochs: recorded as such.
+    config = loaded.config.replace("train", average_last=min(last, kept.epoch))
+    save_model_dir(
+        loaded.path,
+        loaded.model,
+        loaded.source_vocab,
+        loaded.target_vocab,
+        config,
+        loaded.manifest.get("train_data"),
+    )
+    return tuple(averaged)
