@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 
-.PHONY: demo test lint install bench-seed bench-decode bench-tatoeba bench-g2p bench-train bench-train-memory bench-train-step bench-train-profile bench-compile-cache clean
+.PHONY: demo test lint install system-deps bench-seed bench-decode bench-tatoeba bench-g2p bench-train bench-train-memory bench-train-step bench-train-profile bench-compile-cache clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Graphviz and Chromium with its driver, from Debian (root or sudo); a no-op once installed.
+system-deps:
+	.ci/system-deps
 
 demo: $(STAMP)
 	$(BIN)/python -m tandem.demo --output $(DEMO_DIR)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,7 +22,10 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 import keras  # noqa: E402
 import pytest  # noqa: E402
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+# What the test run keeps for a reader (screenshots of the pages tandem writes); git-ignored.
+ARTIFACTS = REPO / "test-artifacts"
 
 TINY_PAIRS = [
     ("Go.", "Va !"),
@@ -110,3 +114,36 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip(f"shared data sets not present at {SHARED_DATA}")
     return SHARED_DATA
+
+
+def skip_unless_installed(*packages: str) -> None:
+    """Skip the calling test, naming the Debian packages (e.g. "graphviz") that are missing."""
+    from browser import missing_packages
+
+    missing = missing_packages(*packages)
+    if missing:
+        names = ", ".join(missing)
+        pytest.skip(f"Debian package(s) {names} not installed (`make system-deps` installs them)")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless system Chromium under Selenium, shared by the session; see tests/browser.py."""
+    from browser import headless_chromium
+
+    skip_unless_installed("chromium", "chromium-driver")
+    with headless_chromium() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def graphviz_dot() -> Path:
+    """The path of Graphviz's `dot`; skips, naming the package, where it is not installed."""
+    skip_unless_installed("graphviz")
+    return Path(shutil.which("dot"))
+
+
+@pytest.fixture
+def screenshot_path(request) -> Path:
+    """test-artifacts/<test name>.png, kept after the run (the folder is created on write)."""
+    return ARTIFACTS / (re.sub(r"[^\w.-]+", "_", request.node.name) + ".png")
