@@ -203,3 +203,61 @@ def test_teacher_forcing_shows_the_shifted_target(seed):
 def test_empty_text_is_refused(seed):
     with pytest.raises(ValueError, match="empty"):
         explain(seed, "  ")
+
+
+def test_cli_text_and_json_go_to_stdout(tiny_model_dir, capsys):
+    from tandem.cli import main
+
+    assert main(["explain", str(tiny_model_dir), "--text", "Go."]) == 0
+    out = capsys.readouterr().out
+    assert "decoder_state_input_h" in out and "def decode_sequence" in out
+    assert main(["explain", str(tiny_model_dir), "--text", "Go.", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["trace"]["source"] == "Go."
+    assert [g["name"] for g in data["graphs"]["graphs"]][0] == "training_model"
+
+
+def test_cli_writes_a_directory_with_a_self_contained_page(attention_dir, tmp_path, capsys):
+    from tandem.cli import main
+
+    out = tmp_path / "out"
+    argv = ["explain", str(attention_dir), "--text", "Hello!", "-o", str(out), "--format", "html"]
+    assert main([*argv, "--beam", "2"]) == 0
+    names = {path.name for path in out.iterdir()}
+    assert {"explain.json", "explain.txt", "explain.html", "decoder_model.dot"} <= names
+    page = (out / "explain.html").read_text(encoding="utf-8")
+    assert "data:image/png;base64," in page  # the attention heatmap, inline
+    assert "<script" not in page and "http://" not in page.replace("http://www.w3.org", "")
+    assert "decode_sequence" in page and "Beam" in page
+
+
+def test_cli_without_graphviz_says_so_once_and_writes_the_rest(
+    tiny_model_dir, tmp_path, capsys, monkeypatch
+):
+    from tandem.cli import main
+    from tandem.explain import render
+
+    monkeypatch.setattr(render.shutil, "which", lambda name: None)
+    out = tmp_path / "out"
+    assert main(["explain", str(tiny_model_dir), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "dot" in err
+    assert (out / "encoder_model.dot").read_text().startswith("digraph")
+    assert not list(out.glob("*.svg"))
+    assert "<pre>" in (out / "explain.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["explain", "/nonexistent/model"], "/nonexistent/model"),
+        (["explain", "MODEL", "--text", " "], "--text is empty"),
+    ],
+)
+def test_cli_bad_input_gets_one_line(argv, message, tiny_model_dir, capsys):
+    from tandem.cli import main
+
+    argv = [str(tiny_model_dir) if arg == "MODEL" else arg for arg in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tandem: error:") and err.count("\n") == 1 and message in err
