@@ -192,9 +192,12 @@ def test_attention_weights_cover_source_by_generated_tokens(attention):
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-5)
 
 
-def test_teacher_forcing_shows_the_shifted_target(seed):
-    trace = explain(seed, "Go.").trace
+@pytest.mark.parametrize("family", FAMILIES)
+def test_teacher_forcing_shows_the_shifted_target(family, request):
+    trace = explain(request.getfixturevalue(family), "Go.").trace
     forcing = trace.teacher_forcing
+    # the training graph fed inference's tokens at once gives the traced probabilities
+    assert forcing["largest_gap_training_vs_steps"] < 1e-4
     assert forcing["training_decoder_inputs"][0] == "<start>"
     assert forcing["inference_fed_back"][0] == "<start>"
     assert len(forcing["inference_fed_back"]) == len(trace.steps)

@@ -76,7 +76,7 @@ def explain(
         stop=stop,
         steps=steps,
         attention=attention,
-        teacher_forcing=teacher_forcing(translator, text, output_ids),
+        teacher_forcing=teacher_forcing(translator, text, output_ids, steps),
     )
     if beam:
         beam_steps, best = beam_trace(translator, runner, text, beam, max_length, alpha)

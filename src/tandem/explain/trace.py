@@ -149,14 +149,20 @@ def greedy_trace(translator: Translator, runner: Runner, text: str, max_length: 
     return steps, output, stop, (attention or None)
 
 
-def teacher_forcing(translator: Translator, text: str, output_ids: list[int]) -> dict:
+def teacher_forcing(translator: Translator, text: str, output_ids: list[int], steps=()) -> dict:
     """The decoder inputs the training graph sees for `text` and its decoded output, beside
-    what inference fed back, and the largest gap between their probabilities."""
+    what inference fed back; with the traced `steps`, the largest gap between their
+    probabilities and the training graph's fed the same tokens at once."""
     vocab = translator.target_vocab
     target = [i for i in output_ids if i != END_ID]
     teacher = [START_ID] + target + [END_ID]  # the framed target, as training batches it
     fed_back = [START_ID] + output_ids[:-1]  # each step's input: start, then the last choice
+    gap = None
+    if steps:
+        probs = training_probs(translator, text, fed_back)
+        gap = float(np.max(np.abs(probs - np.array([step.probs for step in steps]))))
     return {
+        "largest_gap_training_vs_steps": gap,
         "training_decoder_inputs": [_token(vocab, i) for i in teacher],
         "training_targets": [_token(vocab, i) for i in teacher[1:]] + ["<pad>"],
         "inference_fed_back": [_token(vocab, i) for i in fed_back],
