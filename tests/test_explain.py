@@ -56,11 +56,11 @@ def replay(translator, text, output_ids, models=None):
 
     _, encoder, decoder = models or (None, translator.encoder_model, translator.decoder_model)
     source, _ = source_array(translator, text)
-    states = [np.asarray(s) for s in encoder(as_input(encoder.inputs[0], source))]
+    states = list(encoder.predict_on_batch(as_input(encoder.inputs[0], source)))
     previous, rows = START_ID, []
     for token in output_ids:
         target = as_input(decoder.inputs[0], np.array([[previous]]))
-        outputs = [np.asarray(o) for o in decoder([target] + states)]
+        outputs = decoder.predict_on_batch([target] + states)
         rows.append(outputs[0][0, -1])
         states = outputs[1 : 1 + len(states)]
         previous = token
@@ -88,9 +88,9 @@ def test_the_trace_is_the_translators_decode_and_replays(family, request):
 def test_the_beam_trace_ends_where_the_translators_beam_does(family, request):
     translator = request.getfixturevalue(family)
     for text in TEXTS:
-        for beam in (1, 3):
-            trace = explain(translator, text, beam=beam).trace
-            expected = translator.translate([text], strategy="beam", beam_size=beam)[0]
+        for beam, alpha in ((1, 0.0), (3, 0.0), (3, 0.6)):
+            trace = explain(translator, text, beam=beam, alpha=alpha).trace
+            expected = translator.translate([text], strategy="beam", beam_size=beam, alpha=alpha)[0]
             assert trace.beam_output == expected
             assert all(len(step.open) == beam for step in trace.beam)
 

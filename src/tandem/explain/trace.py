@@ -90,7 +90,7 @@ class Runner:
         self.names = [t.name for t in self.decoder.inputs]
 
     def encode(self, source: np.ndarray) -> list[np.ndarray]:
-        outputs = self.encoder(as_input(self.encoder.inputs[0], source))
+        outputs = self.encoder.predict_on_batch(as_input(self.encoder.inputs[0], source))
         outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
         outputs = [np.asarray(o) for o in outputs]
         return [outputs[self.from_encoder[j]] for j in range(1, self.states + 1)]
@@ -98,7 +98,7 @@ class Runner:
     def step(self, tokens: np.ndarray, states: list[np.ndarray]):
         """tokens (batch,), states -> probs (batch, vocab), next states, attention or None."""
         feed = as_input(self.decoder.inputs[0], tokens[:, None])
-        outputs = [np.asarray(o) for o in self.decoder([feed] + states)]
+        outputs = [np.asarray(o) for o in self.decoder.predict_on_batch([feed] + states)]
         attention = outputs[-1][:, -1] if len(outputs) > self.states + 1 else None
         new_states = [outputs[self.from_decoder[j]] for j in range(1, self.states + 1)]
         return outputs[0][:, -1].astype("float32"), new_states, attention
