@@ -218,6 +218,9 @@ def test_cli_text_and_json_go_to_stdout(tiny_model_dir, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["trace"]["source"] == "Go."
     assert [g["name"] for g in data["graphs"]["graphs"]][0] == "training_model"
+    assert main(["explain", str(tiny_model_dir), "--format", "html"]) == 0
+    page = capsys.readouterr().out
+    assert page.startswith("<!DOCTYPE html>") and "decoder_state_input_c" in page
 
 
 def test_cli_writes_a_directory_with_a_self_contained_page(attention_dir, tmp_path, capsys):
