@@ -267,3 +267,26 @@ def test_cli_bad_input_gets_one_line(argv, message, tiny_model_dir, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("tandem: error:") and err.count("\n") == 1 and message in err
+
+
+def test_the_html_report_opens_in_a_real_browser_with_every_image(
+    attention_dir, browser, graphviz_dot, screenshot_path, tmp_path, capsys
+):
+    """Chromium loads explain.html without console errors; the diagrams (drawn by Graphviz's
+    dot) and the heatmap all load. The screenshot stays in test-artifacts/."""
+    from selenium.webdriver.common.by import By
+
+    from browser import open_page
+    from tandem.cli import main
+
+    out = tmp_path / "explain"
+    args = [str(attention_dir), "--text", "three", "-o", str(out), "--format", "html"]
+    assert main(["explain", *args]) == 0
+    capsys.readouterr()
+    assert sorted(path.name for path in out.glob("*.svg"))  # dot was there, so it drew
+    report = open_page(browser, (out / "explain.html").resolve().as_uri(), screenshot_path)
+    assert report.ok, str(report)
+    images = browser.find_elements(By.TAG_NAME, "img")
+    # One diagram per graph (training, encoder, decoder) and the attention heatmap.
+    assert len(images) >= 4
+    assert report.screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

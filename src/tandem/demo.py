@@ -190,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\ntry next:")
     print(f'  .venv/bin/tandem translate {model_dir} "forty-two"')
     print(f"  .venv/bin/tandem evaluate {model_dir} {test_data}")
+    explained = Path(model_dir).parent / "explain"
+    print(f'  .venv/bin/tandem explain {model_dir} --text "forty-two" -o {explained} --format html')
     return 0
 
 

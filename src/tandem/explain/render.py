@@ -65,8 +65,12 @@ def dot_texts(models) -> dict[str, str]:
     """Each graph's DOT text, by graph name (`keras.utils.model_to_dot`)."""
     import keras
 
+    # At 72 dpi Graphviz's SVG is drawn at its viewBox's scale (Keras's default of 200 scales
+    # the drawing but not the viewBox, so a browser fitting it to the page crops it).
     return {
-        model.name: keras.utils.model_to_dot(model, show_shapes=True, show_dtype=True).to_string()
+        model.name: keras.utils.model_to_dot(
+            model, show_shapes=True, show_dtype=True, dpi=72
+        ).to_string()
         for model in models
     }
 
@@ -139,7 +143,7 @@ def to_html(explanation: Explanation, svgs: dict[str, str] | None, dots: dict[st
     for name, dot in dots.items():
         if svgs is not None:
             uri = _data_uri("image/svg+xml", svgs[name].encode("utf-8"))
-            parts.append(f'<h3>{name}</h3><img alt="{name}" src="{uri}">')
+            parts.append(f'<h3>{name}</h3><img class="diagram" alt="{name}" src="{uri}">')
         else:
             parts.append(f"<h3>{name}</h3><pre>{html.escape(dot)}</pre>")
     parts += ["<h2>Hand-off</h2>", _handoff_table(graphs.handoff)]
@@ -166,7 +170,13 @@ def to_html(explanation: Explanation, svgs: dict[str, str] | None, dots: dict[st
         ]  # fmt: skip
         parts.append(_table(["step", "open (kept)", "from beam", "ended"], rows))
     parts += ["<h2>Code</h2>", f"<pre>{html.escape(explanation.code)}</pre>"]
-    style = "table{border-collapse:collapse}td,th{border:1px solid #999;padding:2px 6px}"
+    style = (
+        "body{font-family:sans-serif;max-width:80em;margin:1em auto;padding:0 1em}"
+        "table{border-collapse:collapse}td,th{border:1px solid #999;padding:2px 6px}"
+        # Graphviz draws at its own scale: fit each diagram to the page, whole.
+        "img{max-width:100%;height:auto}img.diagram{max-height:36em;object-fit:contain}"
+        "pre{background:#f4f4f4;padding:.5em;overflow:auto}"
+    )
     return (
         '<!DOCTYPE html><html><head><meta charset="utf-8"><title>tandem explain</title>'
         f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n"
