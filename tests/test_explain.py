@@ -283,7 +283,10 @@ def test_the_html_report_opens_in_a_real_browser_with_every_image(
     args = [str(attention_dir), "--text", "three", "-o", str(out), "--format", "html"]
     assert main(["explain", *args]) == 0
     capsys.readouterr()
-    assert sorted(path.name for path in out.glob("*.svg"))  # dot was there, so it drew
+    # dot was there, so it drew each graph as SVG and PNG.
+    for graph in ("training_model", "encoder_model", "decoder_model"):
+        assert (out / f"{graph}.svg").read_text().lstrip().startswith("<?xml")
+        assert (out / f"{graph}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = open_page(browser, (out / "explain.html").resolve().as_uri(), screenshot_path)
     assert report.ok, str(report)
     images = browser.find_elements(By.TAG_NAME, "img")

@@ -88,6 +88,19 @@ def render_svgs(dots: dict[str, str]) -> dict[str, str] | None:
     }
 
 
+def render_pngs(dots: dict[str, str]) -> dict[str, bytes] | None:
+    """Each DOT text drawn as PNG by Graphviz's `dot`; None when `dot` is not on PATH."""
+    program = shutil.which("dot")
+    if program is None:
+        return None
+    return {
+        name: subprocess.run(
+            [program, "-Tpng"], input=text.encode("utf-8"), capture_output=True, check=True
+        ).stdout
+        for name, text in dots.items()
+    }
+
+
 def heatmap_png(explanation: Explanation) -> bytes | None:
     """The attention weights (generated tokens x source tokens) as a PNG; None without them."""
     trace = explanation.trace
@@ -203,11 +216,12 @@ def _steps_table(trace) -> str:
 
 def save(explanation: Explanation, models, directory) -> bool:
     """Write explain.json, explain.txt, explain.html, each graph's .dot and, when Graphviz's
-    `dot` is on PATH, its .svg (and attention.png for attention models) into `directory`.
+    `dot` is on PATH, its .svg and .png (and attention.png for attention models) into
+    `directory`.
     Returns whether `dot` drew the diagrams."""
     from pathlib import Path
 
-    from tandem.files import write_text_atomically
+    from tandem.files import write_atomically, write_text_atomically
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -216,10 +230,14 @@ def save(explanation: Explanation, models, directory) -> bool:
     write_text_atomically(directory / "explain.json", to_json(explanation) + "\n")
     write_text_atomically(directory / "explain.txt", to_text(explanation) + "\n")
     write_text_atomically(directory / "explain.html", to_html(explanation, svgs, dots))
+    pngs = render_pngs(dots) if svgs is not None else None
     for name, text in dots.items():
         write_text_atomically(directory / f"{name}.dot", text)
         if svgs is not None:
             write_text_atomically(directory / f"{name}.svg", svgs[name])
+            write_atomically(
+                directory / f"{name}.png", lambda path, name=name: path.write_bytes(pngs[name])
+            )
     png = heatmap_png(explanation)
     if png is not None:
         (directory / "attention.png").write_bytes(png)
