@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 
-.PHONY: demo test lint install system-deps bench-seed bench-decode bench-tatoeba bench-g2p bench-train bench-train-memory bench-train-step bench-train-profile bench-compile-cache clean
+.PHONY: demo test lint install system-deps bench-seed bench-decode bench-tatoeba bench-g2p bench-train bench-train-memory bench-train-step bench-train-profile bench-compile-cache how-it-works-figures clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,3 +61,6 @@ bench-train-profile: $(STAMP)
 
 bench-compile-cache: $(STAMP)
 	$(BIN)/python benchmarks/bench_compile_cache.py --output benchmarks/results/compile_cache.json
+
+how-it-works-figures: $(STAMP)
+	$(BIN)/python docs/how-it-works/make_figures.py --demo $(DEMO_DIR)
