@@ -284,12 +284,15 @@ def test_the_html_report_opens_in_a_real_browser_with_every_image(
     assert main(["explain", *args]) == 0
     capsys.readouterr()
     # dot was there, so it drew each graph as SVG and PNG.
-    for graph in ("training_model", "encoder_model", "decoder_model"):
+    for graph in ("training_model", "encoder_model", "decoder_model", "handoff"):
         assert (out / f"{graph}.svg").read_text().lstrip().startswith("<?xml")
         assert (out / f"{graph}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = open_page(browser, (out / "explain.html").resolve().as_uri(), screenshot_path)
     assert report.ok, str(report)
     images = browser.find_elements(By.TAG_NAME, "img")
-    # One diagram per graph (training, encoder, decoder) and the attention heatmap.
-    assert len(images) >= 4
+    # One diagram per graph (training, encoder, decoder), the hand-off map and the heatmap.
+    assert len(images) >= 5
+    handoff = (out / "handoff.dot").read_text()
+    assert '-> "decoder_model_in1(t)"' in handoff  # the encoder's first state, into step t
+    assert 'label="argmax"' in handoff  # the chosen token, into the next step
     assert report.screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.format == "json":
         print(render.to_json(explanation))
     elif args.format == "html":
-        dots = render.dot_texts(models)
+        dots = render.dot_texts(models, explanation)
         svgs = render.render_svgs(dots)
         if svgs is None:
             print(f"tandem: note: {NO_DOT}", file=sys.stderr)

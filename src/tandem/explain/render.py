@@ -61,18 +61,49 @@ def to_text(explanation: Explanation) -> str:
     return "\n".join(lines)
 
 
-def dot_texts(models) -> dict[str, str]:
-    """Each graph's DOT text, by graph name (`keras.utils.model_to_dot`)."""
+def dot_texts(models, explanation: Explanation | None = None) -> dict[str, str]:
+    """Each graph's DOT text, by graph name (`keras.utils.model_to_dot`), and with an
+    explanation its hand-off map's, as HANDOFF."""
     import keras
 
     # At 72 dpi Graphviz's SVG is drawn at its viewBox's scale (Keras's default of 200 scales
     # the drawing but not the viewBox, so a browser fitting it to the page crops it).
-    return {
+    dots = {
         model.name: keras.utils.model_to_dot(
             model, show_shapes=True, show_dtype=True, dpi=72
         ).to_string()
         for model in models
     }
+    if explanation is not None:
+        dots[HANDOFF] = handoff_dot(explanation.graphs.handoff)
+    return dots
+
+
+HANDOFF = "handoff"  # the name of the hand-off map's drawing among the diagrams
+
+
+def handoff_dot(handoff) -> str:
+    """The hand-off map as a DOT graph: the encoder's outputs into the decoder's inputs at step
+    t, the decoder's outputs at step t into its inputs at step t + 1 (the chosen token dashed)."""
+
+    def node(graph: str, side: str, index: int, name: str, step: str = "") -> str:
+        key = f"{graph}_{side}{index}{step.replace(' ', '')}"
+        nodes[key] = f"{graph}{step} {side} {index}\\n{name}"
+        return key
+
+    nodes: dict[str, str] = {}
+    edges = []
+    for h in handoff:
+        from_step = " (t)" if h.source == "decoder_model" else ""
+        to_step = " (t+1)" if h.source == "decoder_model" else " (t)"
+        start = node(h.source, "out", h.output, h.output_name, from_step)
+        end = node(h.target, "in", h.input, h.input_name, to_step)
+        style = ' [style=dashed, label="argmax"]' if "token chosen" in h.output_name else ""
+        style = ' [label="unchanged"]' if h.passthrough else style
+        edges.append(f'  "{start}" -> "{end}"{style};')
+    lines = ["digraph handoff {", "  rankdir=LR;", '  node [shape=box, fontname="sans-serif"];']
+    lines += [f'  "{key}" [label="{label}"];' for key, label in nodes.items()]
+    return "\n".join(lines + edges + ["}"]) + "\n"
 
 
 def render_svgs(dots: dict[str, str]) -> dict[str, str] | None:
@@ -153,13 +184,13 @@ def to_html(explanation: Explanation, svgs: dict[str, str] | None, dots: dict[st
         )
     )
     parts.append("<h2>Diagrams</h2>")
-    for name, dot in dots.items():
-        if svgs is not None:
-            uri = _data_uri("image/svg+xml", svgs[name].encode("utf-8"))
-            parts.append(f'<h3>{name}</h3><img class="diagram" alt="{name}" src="{uri}">')
-        else:
-            parts.append(f"<h3>{name}</h3><pre>{html.escape(dot)}</pre>")
-    parts += ["<h2>Hand-off</h2>", _handoff_table(graphs.handoff)]
+    for name in dots:
+        if name != HANDOFF:
+            parts.append(f"<h3>{name}</h3>" + _diagram(name, svgs, dots))
+    parts.append("<h2>Hand-off</h2>")
+    if HANDOFF in dots:
+        parts.append(_diagram(HANDOFF, svgs, dots))
+    parts.append(_handoff_table(graphs.handoff))
     parts += [f"<h2>Decode of {html.escape(repr(trace.source))}</h2>", _steps_table(trace)]
     parts.append(f"<p>output: {html.escape(repr(trace.output))}, stopped: {trace.stop}</p>")
     forcing = trace.teacher_forcing
@@ -196,6 +227,14 @@ def to_html(explanation: Explanation, svgs: dict[str, str] | None, dots: dict[st
     )
 
 
+def _diagram(name: str, svgs: dict[str, str] | None, dots: dict[str, str]) -> str:
+    """A drawing inline, or its DOT text where Graphviz did not draw it."""
+    if svgs is None:
+        return f"<pre>{html.escape(dots[name])}</pre>"
+    uri = _data_uri("image/svg+xml", svgs[name].encode("utf-8"))
+    return f'<img class="diagram" alt="{name}" src="{uri}">'
+
+
 def _handoff_table(handoff) -> str:
     rows = [
         [f"{h.source}[{h.output}] {h.output_name}", f"{h.target}[{h.input}] {h.input_name}",
@@ -215,8 +254,8 @@ def _steps_table(trace) -> str:
 
 
 def save(explanation: Explanation, models, directory) -> bool:
-    """Write explain.json, explain.txt, explain.html, each graph's .dot and, when Graphviz's
-    `dot` is on PATH, its .svg and .png (and attention.png for attention models) into
+    """Write explain.json, explain.txt, explain.html, each graph's and the hand-off map's .dot
+    and, when Graphviz's `dot` is on PATH, its .svg and .png (and attention.png for attention models) into
     `directory`.
     Returns whether `dot` drew the diagrams."""
     from pathlib import Path
@@ -225,7 +264,7 @@ def save(explanation: Explanation, models, directory) -> bool:
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    dots = dot_texts(models)
+    dots = dot_texts(models, explanation)
     svgs = render_svgs(dots)
     write_text_atomically(directory / "explain.json", to_json(explanation) + "\n")
     write_text_atomically(directory / "explain.txt", to_text(explanation) + "\n")
