@@ -183,11 +183,13 @@ def test_the_handoff_map_follows_a_model_with_another_state_order(seed):
     assert text == seed.translate(["Hello!"])[0]
 
 
-def test_attention_weights_cover_source_by_generated_tokens(attention):
-    trace = explain(attention, "Hello!").trace
+@pytest.mark.parametrize("family", ["attention", "transformer"])  # the Transformer: its last
+def test_attention_weights_cover_source_by_generated_tokens(family, request):  # cross-attention
+    translator = request.getfixturevalue(family)
+    trace = explain(translator, "Hello!").trace
     weights = np.array(trace.attention)
     assert weights.shape[0] == len(trace.steps)
-    source, _ = source_array(attention, "Hello!")
+    source, _ = source_array(translator, "Hello!")
     assert weights.shape[1] == source.shape[1]
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-5)
 
