@@ -263,7 +263,7 @@ def test_a_decode_over_its_time_budget_is_504(translator):
 
 
 def test_a_full_queue_is_503_with_retry_after(translator):
-    settings = ServeSettings(max_queue=1, max_wait_ms=1_000, max_batch_size=64)
+    settings = ServeSettings(max_queue=1, max_wait_ms=0)
     app = create_app({"tiny": translator}, settings)
     with TestClient(app) as client:
         wait_ready(client.get)
@@ -288,3 +288,101 @@ def test_a_full_queue_is_503_with_retry_after(translator):
     assert refused.status_code == 503, refused.text
     assert refused.headers["retry-after"] == "1"
     assert "--max-queue" in refused.json()["detail"]
+
+
+# A real server: SIGTERM, and the page in a browser -------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_ready(http: httpx.Client, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the server exited with {process.returncode} before it was ready")
+        with contextlib.suppress(httpx.TransportError):
+            if http.get("/health/ready").status_code == 200:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"the server was not ready within {STARTUP_TIMEOUT_S} s")
+
+
+def test_sigterm_answers_the_requests_in_flight_and_exits_0(tiny_model_dir, tmp_path):
+    port = free_port()
+    log = tmp_path / "serve.log"
+    command = [sys.executable, "-m", "tandem", "serve", f"tiny={tiny_model_dir}"]
+    command += ["--port", str(port), "--max-wait-ms", "1500"]
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    with log.open("w") as output:
+        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+            wait_until_ready(http, process)
+            texts = ["Go.", "Hi.", "Run!", "Wow!"]
+            with ThreadPoolExecutor(len(texts)) as pool:
+                answers = [
+                    pool.submit(http.post, "/v1/translate", json={"inputs": [text]})
+                    for text in texts
+                ]
+                time.sleep(0.5)  # inside the 1.5 s batching window: all four are in flight
+                process.send_signal(signal.SIGTERM)
+                responses = [answer.result(timeout=60) for answer in answers]
+        code = process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    assert [r.status_code for r in responses] == [200] * 4, log.read_text()
+    assert [r.json()["results"][0]["source"] for r in responses] == texts
+    assert code == 0, log.read_text()
+
+
+@contextlib.contextmanager
+def serving(app):
+    """`app` on uvicorn in a thread, on a free loopback port; yields its base URL."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
+
+
+def test_the_page_translates_in_a_browser(browser, translator, screenshot_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from browser import open_page
+
+    with serving(create_app({"tiny": translator}, SETTINGS)) as url:
+        with httpx.Client(base_url=url, timeout=10) as http:
+            wait_until_ready(http)
+        report = open_page(browser, url + "/", screenshot_path)
+        assert report.ok, str(report)
+        WebDriverWait(browser, 10).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, "#model option")
+        )
+        browser.find_element(By.ID, "text").send_keys("Go.")
+        browser.find_element(By.ID, "translate").click()
+        WebDriverWait(browser, 30).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, "#results .translation")
+        )
+        shown = browser.find_element(By.CSS_SELECTOR, "#results .translation")
+        shown = shown.get_attribute("textContent")
+        open_page_errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        screenshot_path.write_bytes(browser.get_screenshot_as_png())
+
+    assert not open_page_errors
+    assert shown == translator.translate(["Go."])[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 from pathlib import Path
 
 from tandem.errors import TandemError
@@ -73,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     models = {name: Translator.from_dir(path) for name, path in model_dirs(args.models).items()}
     app = create_app(models, settings)
     # uvicorn's SIGTERM: stop accepting, answer the requests in flight, then the app's
-    # shutdown decodes what the batcher still holds.
+    # shutdown decodes what the batcher still holds. uvicorn then raises the signal again
+    # with the handler it found: a no-op here, so that a graceful stop exits 0.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
