@@ -22,7 +22,8 @@ from tandem.serve.settings import ServeSettings
 from tandem.translator import Translation, Translator
 from tandem.version import __version__
 
-log = logging.getLogger("tandem.serve")
+# uvicorn configures this logger, so the warm-up lines appear with its own.
+log = logging.getLogger("uvicorn.error")
 WARM_UP_TEXT = "Go."
 
 
