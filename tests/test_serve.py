@@ -386,3 +386,30 @@ def test_the_page_translates_in_a_browser(browser, translator, screenshot_path):
 
     assert not open_page_errors
     assert shown == translator.translate(["Go."])[0]
+
+
+# The command line -----------------------------------------------------------------------------
+
+
+def test_models_are_named_by_folder_or_name(tmp_path):
+    from tandem.cli.serve import model_dirs
+
+    assert model_dirs([str(tmp_path / "tiny"), "b=/x/y"]) == {
+        "tiny": str(tmp_path / "tiny"),
+        "b": "/x/y",
+    }
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["a=m1", "a=m2"], "two models are named 'a'"),
+        (["=m1"], "give MODEL_DIR or NAME=MODEL_DIR"),
+        (["m1", "--max-batch-size", "0"], "--max-batch-size must be a positive number"),
+    ],
+)
+def test_serve_refuses_bad_arguments_in_one_line(argv, message, capsys):
+    from tandem.cli import main
+
+    assert main(["serve", *argv]) == 2
+    assert message in capsys.readouterr().err
