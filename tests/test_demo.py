@@ -31,6 +31,7 @@ def test_demo_end_to_end(tmp_path, capsys, monkeypatch):
     assert f'tandem translate {tmp_path / "attention"} "forty-two"' in out
     assert f"tandem evaluate {tmp_path / 'attention'} {test_data}" in out
     assert f"tandem explain {tmp_path / 'attention'} --text" in out
+    assert f"tandem serve {tmp_path / 'attention'}" in out
     for name in ("seed", "attention"):
         assert (tmp_path / name / "model.keras").is_file()
     seed_config = json.loads((tmp_path / "seed" / "config.json").read_text(encoding="utf-8"))

@@ -192,6 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  .venv/bin/tandem evaluate {model_dir} {test_data}")
     explained = Path(model_dir).parent / "explain"
     print(f'  .venv/bin/tandem explain {model_dir} --text "forty-two" -o {explained} --format html')
+    print(f"  .venv/bin/tandem serve {model_dir}   # then open http://127.0.0.1:8000/")
     return 0
 
 
