@@ -6,11 +6,14 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import threading
 from importlib import resources
 from typing import Literal
 
 from fastapi import FastAPI, HTTPException
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
@@ -87,8 +90,27 @@ def create_app(models: dict[str, Translator], settings: ServeSettings | None = N
 
     app = FastAPI(title="tandem", version=__version__, lifespan=lifespan)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     _add_routes(app, models, settings, state)
     return app
+
+
+async def _invalid_request(request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422, with the values it echoes made JSON: NaN and Infinity (which Python's
+    JSON reads) as strings, and bytes that are not UTF-8 (a body not sent as JSON) replaced."""
+    return JSONResponse({"detail": jsonable_encoder(_echoable(exc.errors()))}, status_code=422)
+
+
+def _echoable(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, dict):
+        return {key: _echoable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_echoable(item) for item in value]
+    return value
 
 
 def _warm_up(batcher: Batcher, models, settings: ServeSettings, state: dict) -> None:
@@ -180,6 +202,12 @@ def _check_request(request: TranslateRequest, settings: ServeSettings) -> Decode
         limit = f"{settings.max_inputs} (--max-inputs)"
         raise HTTPException(422, f"inputs: {len(request.inputs)} texts, over the limit of {limit}")
     for number, text in enumerate(request.inputs):
+        try:  # JSON's "\ud800" escapes parse to lone surrogates, which no answer can encode
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise HTTPException(
+                422, f"inputs[{number}]: not valid Unicode (a lone surrogate)"
+            ) from None
         if len(text) > settings.max_input_chars:
             limit = f"{settings.max_input_chars} characters (--max-input-chars)"
             raise HTTPException(
