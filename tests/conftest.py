@@ -6,6 +6,7 @@ import atexit
 import os
 import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -147,3 +148,10 @@ def graphviz_dot() -> Path:
 def screenshot_path(request) -> Path:
     """test-artifacts/<test name>.png, kept after the run (the folder is created on write)."""
     return ARTIFACTS / (re.sub(r"[^\w.-]+", "_", request.node.name) + ".png")
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback address now, for a server a test starts there."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

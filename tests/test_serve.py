@@ -18,6 +18,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from conftest import free_port
 from tandem.serve.app import create_app
 from tandem.serve.batcher import Batcher, QueueFull
 from tandem.serve.settings import ServeSettings
@@ -291,12 +292,6 @@ def test_a_full_queue_is_503_with_retry_after(translator):
 
 
 # A real server: SIGTERM, and the page in a browser -------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_until_ready(http: httpx.Client, process: subprocess.Popen | None = None) -> None:

@@ -23,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import free_port
 from tandem.config.decode import MAX_ALPHA, MAX_BEAM, MAX_DECODE_LENGTH
 from tandem.translator import Translator
 
@@ -35,12 +36,6 @@ FLAGS += ["--max-inputs", "4", "--max-input-chars", "50", "--max-batch-size", "4
 FLAGS += ["--decode-timeout-s", "10"]
 CHECK_TEXTS = ["Go.", "Hi.", "Run!"]
 TRIED: dict[str, tuple[int, Counter]] = {}  # class -> (cases, outcomes)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def rss_mb(pid: int) -> float:
