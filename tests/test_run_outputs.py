@@ -49,10 +49,8 @@ def test_keep_checkpoints_and_tensorboard_options():
     args = build_parser().parse_args(
         ["train", "d", "-o", "m", "--keep-checkpoints", "3", "--tensorboard"]
     )
-    assert (train_config(args).train.keep_checkpoints, train_config(args).train.tensorboard) == (
-        3,
-        True,
-    )
+    parsed = train_config(args).train
+    assert (parsed.keep_checkpoints, parsed.tensorboard) == (3, True)
     for changes, message in (
         ({"keep_checkpoints": -1}, "train.keep_checkpoints must be an integer >= 0, got -1"),
         ({"keep_checkpoints": 1.5}, "train.keep_checkpoints must be"),
@@ -64,14 +62,23 @@ def test_keep_checkpoints_and_tensorboard_options():
     tiny_config(validation_split=0.0, tensorboard=True).refuse_ignored_settings()
 
 
+def test_starting_over_clears_the_validations_and_tensorboard_events(tmp_path):
+    from tandem.training.resume import clear_run
+
+    for folder in ("validations", "tensorboard", "checkpoints/epochs"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "old").write_text("from the run before")
+    (tmp_path / "config.json").write_text("{}")
+    clear_run(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
 def test_tsv_fields_are_escaped_as_translate_escapes():
     assert tsv_field("a\tb\\c\nd\re") == "a\\tb\\\\c\\nd\\re"
 
 
 @pytest.mark.slow
-def test_an_attention_run_shows_its_validations_tensorboard_and_tokens_per_second(
-    tmp_path, capsys
-):
+def test_an_attention_run_shows_its_validations_tensorboard_and_tokens_per_second(tmp_path, capsys):
     from tandem.training import train
 
     config = tiny_config(epochs=2, score_every=1, tensorboard=True)
@@ -83,7 +90,9 @@ def test_an_attention_run_shows_its_validations_tensorboard_and_tokens_per_secon
         lines = (tmp_path / "validations" / f"epoch-{epoch}.tsv").read_text("utf-8").splitlines()
         rows = [line.split("\t") for line in lines]
         assert rows[0] == ["source", "reference", "hypothesis"]
-        assert [row[:2] for row in rows[1:]] == [[tsv_field(s), tsv_field(t)] for s, t in validation]
+        assert [row[:2] for row in rows[1:]] == [
+            [tsv_field(s), tsv_field(t)] for s, t in validation
+        ]
         assert all(len(row) == 3 for row in rows[1:])
         for example in (1, 2, 3):
             png = tmp_path / "validations" / f"epoch-{epoch}-attention-{example}.png"

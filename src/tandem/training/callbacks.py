@@ -154,8 +154,9 @@ class Checkpointer(keras.callbacks.Callback):
         epochs: the planned number of epochs (recorded in the state).
         resumed: the checkpoint this run continues, if any.
         stateful: Keras callbacks to save and restore, by `RESUMABLE_FIELDS` name.
-        snapshots: keep the trainable weights of this many recent epochs (for averaging;
-            written before the last checkpoint, so a resumed epoch rewrites its own).
+        snapshots: keep the trainable weights of this many recent epochs (for averaging and
+            --keep-checkpoints; written before the last checkpoint, so a resumed epoch
+            rewrites its own).
     """
 
     def __init__(
