@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 try:
@@ -136,3 +136,18 @@ def being_trained(path: Path) -> bool:
         return True
     finally:
         os.close(descriptor)
+
+
+def tsv_field(text: str) -> str:
+    """A tab, newline or carriage return in a field would break its row: escaped as \\t,
+    \\n, \\r, and a backslash as \\\\ (the escapes of PostgreSQL's text format)."""
+    return text.translate(TSV_ESCAPES)
+
+
+TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def write_tsv_atomically(path: Path, header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    """A header line and one line per row, each field escaped by `tsv_field`, written whole."""
+    lines = ["\t".join(tsv_field(field) for field in row) for row in [header, *rows]]
+    write_text_atomically(path, "\n".join(lines) + "\n")

@@ -41,7 +41,8 @@ REQUIRED_FILES = (MANIFEST_FILE, CONFIG_FILE, SOURCE_VOCAB_FILE, TARGET_VOCAB_FI
 # A run's checkpoints (written by tandem.training.checkpoints), under CHECKPOINTS_DIR:
 #   last/    the most recent epoch that ended with a finite loss
 #   best/    the epoch with the lowest monitored loss (val_loss, else loss)
-#   epochs/  with train.average_last: the trainable weights of recent epochs, epoch-NNNN.npz
+#   epochs/  with train.average_last or train.keep_checkpoints: the trainable weights of recent
+#            epochs, epoch-NNNN.npz (each written atomically; older ones deleted after)
 # last/ and best/ each hold WEIGHTS_FILE (the compiled training model: weights and optimizer
 # state), HISTORY_FILE (one row per epoch so far) and STATE_FILE (epochs done, best loss, RNG
 # states, callback counters), written last. NAME.tmp/ is a checkpoint being written; NAME.old/
@@ -53,6 +54,13 @@ EPOCHS_DIR = "epochs"
 STATE_FILE = "state.json"
 STATE_FORMAT = "tandem-checkpoint"
 STATE_VERSION = 1
+
+# What a run shows of itself, beside history.csv and the learning curve:
+#   validations/  at each --score-every scoring, epoch-N.tsv (source, reference, hypothesis)
+#                 and, for attention models, epoch-N-attention-K.png of a few fixed sentences
+#   tensorboard/  with train.tensorboard: TensorBoard event files, one scalar per history column
+VALIDATIONS_DIR = "validations"
+TENSORBOARD_DIR = "tensorboard"
 
 
 @dataclass
@@ -122,6 +130,21 @@ def snapshot_paths(model_dir: str | Path) -> dict[int, Path]:
         if number.isdigit():
             found[int(number)] = path
     return found
+
+
+def validation_path(model_dir: str | Path, epoch: int) -> Path:
+    """The decoded validation pairs of `epoch` (1-based), as TSV."""
+    return Path(model_dir) / VALIDATIONS_DIR / f"epoch-{epoch}.tsv"
+
+
+def attention_path(model_dir: str | Path, epoch: int, example: int) -> Path:
+    """The attention heatmap of validation example `example` (1-based) at `epoch` (1-based)."""
+    return Path(model_dir) / VALIDATIONS_DIR / f"epoch-{epoch}-attention-{example}.png"
+
+
+def tensorboard_dir(model_dir: str | Path) -> Path:
+    """Where TensorBoard event files go (`tensorboard --logdir` reads it)."""
+    return Path(model_dir) / TENSORBOARD_DIR
 
 
 def start_model_dir(

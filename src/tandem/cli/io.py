@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Iterator
 
 from tandem.errors import OverlongSourceWarning, TandemError
+from tandem.files import tsv_field
 
 
 class ReadAhead:
@@ -102,14 +103,6 @@ def print_translation(result, output_format: str, nbest: int) -> None:
         print("\n" * (nbest - len(result.hypotheses)), end="")
     sys.stdout.flush()
 
-
-def tsv_field(text: str) -> str:
-    """A tab, newline or carriage return in a field would break its row: escaped as \\t,
-    \\n, \\r, and a backslash as \\\\ (the escapes of PostgreSQL's text format)."""
-    return text.translate(TSV_ESCAPES)
-
-
-TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 # How translate names a text in warnings (its argument, or its file and line); None elsewhere.
 TEXT_PLACE: contextvars.ContextVar = contextvars.ContextVar("text_place", default=None)

@@ -49,7 +49,7 @@ def add_parser(commands) -> None:
         action="store_true",
         help="replace the model or unfinished run in --output (refused otherwise)",
     )
-    add_options(train, TrainConfig, "score_every")
+    add_options(train, TrainConfig, "score_every", "keep_checkpoints", "tensorboard")
     train.add_argument(
         "--devices",
         metavar="N|all",

@@ -81,6 +81,13 @@ def check_positive(obj, name: str, allow_none: bool = False, most: int | None = 
         raise ConfigError(setting(obj, name), f" must be at most {most:,}, got {value!r}")
 
 
+def check_count(obj, name: str) -> None:
+    """A whole number >= 0 (0: off)."""
+    value = getattr(obj, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(setting(obj, name), f" must be an integer >= 0, got {value!r}")
+
+
 def check_bool(obj, name: str) -> None:
     if not isinstance(getattr(obj, name), bool):
         raise ConfigError(setting(obj, name), f" must be true or false, got {getattr(obj, name)!r}")

@@ -8,6 +8,7 @@ from tandem.config.checks import (
     ConfigError,
     check_bool,
     check_choice,
+    check_count,
     check_fraction,
     check_positive,
     check_seed,
@@ -278,6 +279,23 @@ class TrainConfig:
         "with --patience, else the last); may be set when resuming (default: off)",
         metavar="N",
     )
+    # Keep the trainable weights of the last N epochs in checkpoints/epochs/ (for `tandem
+    # average`, or to go back to an earlier epoch); 0: off.
+    keep_checkpoints: int = option(
+        0,
+        "--keep-checkpoints",
+        "keep the weights of the last N epochs in checkpoints/epochs/, beside best and last, "
+        "for `tandem average` (default: {default}, off)",
+        metavar="N",
+    )
+    # Write TensorBoard event files (losses, metrics, learning rate, tokens per second, per
+    # epoch) into the model directory's tensorboard/.
+    tensorboard: bool = option(
+        False,
+        "--tensorboard",
+        "write TensorBoard event files to OUTPUT/tensorboard/ (default: off)",
+        switch=True,
+    )
 
     def __post_init__(self):
         plain_numbers(self)
@@ -307,6 +325,8 @@ class TrainConfig:
                 setting(self, "adam_beta_2"), f" must be in (0, 1), got {self.adam_beta_2!r}"
             )
         check_positive(self, "average_last", allow_none=True)
+        check_count(self, "keep_checkpoints")
+        check_bool(self, "tensorboard")
         if not is_number(self.lr_factor, low=0.0, high=1.0):
             raise ConfigError(
                 setting(self, "lr_factor"), f" must be in (0, 1), got {self.lr_factor!r}"

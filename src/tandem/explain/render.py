@@ -8,6 +8,7 @@ import io
 import json
 import shutil
 import subprocess
+from collections.abc import Sequence
 
 from tandem.explain import Explanation
 
@@ -137,23 +138,42 @@ def heatmap_png(explanation: Explanation) -> bytes | None:
     trace = explanation.trace
     if not trace.attention:
         return None
-    import matplotlib
+    return attention_png(
+        trace.source_tokens, [step.chosen for step in trace.steps], trace.attention
+    )
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    sources = len(trace.source_tokens)
-    weights = [row[: max(1, sources)] for row in trace.attention]
-    figure, axes = plt.subplots(figsize=(1 + 0.4 * sources, 1 + 0.35 * len(weights)))
-    axes.imshow(weights, cmap="viridis", aspect="auto", vmin=0.0)
-    axes.set_xticks(range(sources), trace.source_tokens)
-    axes.set_yticks(range(len(weights)), [step.chosen for step in trace.steps])
+def attention_png(
+    source_tokens: Sequence[str],
+    generated_tokens: Sequence[str],
+    weights: Sequence[Sequence[float]],
+) -> bytes:
+    """Attention weights (generated steps, source steps) drawn as a heatmap, as PNG bytes.
+
+    Rows past `source_tokens` (padding) are cut off. Uses matplotlib's Agg canvas directly,
+    so the caller's pyplot backend stays as it was (training draws these between epochs).
+
+    Example:
+        >>> png = attention_png(["a", "b"], ["x", "<end>"], [[0.9, 0.1], [0.2, 0.8]])
+        >>> png[:4]
+        b'\\x89PNG'
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    sources = len(source_tokens)
+    rows = [list(row[: max(1, sources)]) for row in weights]
+    figure = Figure(figsize=(1 + 0.4 * sources, 1 + 0.35 * len(rows)), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    axes.imshow(rows, cmap="viridis", aspect="auto", vmin=0.0)
+    axes.set_xticks(range(sources), list(source_tokens))
+    axes.set_yticks(range(len(rows)), list(generated_tokens))
     axes.set_xlabel("source")
     axes.set_ylabel("generated")
     buffer = io.BytesIO()
     figure.tight_layout()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
+    figure.savefig(buffer, format="png")
     return buffer.getvalue()
 
 

@@ -23,7 +23,8 @@ def average_model_dir(model_dir: str | Path, last: int) -> tuple[int, ...]:
 
     The kept epoch is the one training kept: the best with early stopping (`train.patience`),
     else the last. The window can be chosen after training (on a dev set, say) among the
-    epochs whose snapshots `train.average_last` kept in `checkpoints/epochs/`; a window with
+    epochs whose snapshots `train.average_last` or `train.keep_checkpoints` kept in
+    `checkpoints/epochs/`; a window with
     an epoch that has none is refused (training, by contrast, leaves out the epochs from
     before averaging was switched on). The model and `train.average_last` in config.json are
     rewritten atomically; the checkpoints and snapshots stay, so another window can follow.
@@ -56,7 +57,7 @@ def _average_model_dir(model_dir: str | Path, last: int) -> tuple[int, ...]:
     if len(missing) == len(window):
         raise TandemError(
             f"{loaded.path}: no weight snapshot of epochs {first}-{kept.epoch} in {folder} "
-            "(train with --average-last to keep them)"
+            "(train with --keep-checkpoints or --average-last to keep them)"
         )
     if missing:
         # Asked for after training, a mean of fewer epochs than asked is refused, not made.

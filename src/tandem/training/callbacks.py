@@ -49,6 +49,34 @@ class EpochTimer(keras.callbacks.Callback):
             logs["seconds"] = time.perf_counter() - self.start
 
 
+class TokensPerSecond(keras.callbacks.Callback):
+    """Adds the real (unpadded) target tokens trained on per second to the logs
+    (`tokens_per_second`): the epoch's tokens over the time from its start to the end of its
+    last training batch (validation, which follows, is not counted).
+
+    Args:
+        tokens_per_epoch: target tokens of the training split (each pair is trained on once
+            an epoch, filler rows of a data-parallel batch not counted).
+    """
+
+    def __init__(self, tokens_per_epoch: int):
+        super().__init__()
+        self.tokens_per_epoch = tokens_per_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start, self.trained = time.perf_counter(), None
+
+    def on_test_begin(self, logs=None):
+        # Keras evaluates the validation split with fit's callbacks, once training is done.
+        if getattr(self, "trained", 0) is None:
+            self.trained = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            seconds = (self.trained or time.perf_counter()) - self.start
+            logs["tokens_per_second"] = self.tokens_per_epoch / max(seconds, 1e-9)
+
+
 class LearningRateLogger(keras.callbacks.Callback):
     """Adds the learning rate the epoch trained with to the logs (`learning_rate`): its rate at
     the epoch's first step (a per-step schedule such as inverse_sqrt moves on from there)."""
@@ -126,8 +154,9 @@ class Checkpointer(keras.callbacks.Callback):
         epochs: the planned number of epochs (recorded in the state).
         resumed: the checkpoint this run continues, if any.
         stateful: Keras callbacks to save and restore, by `RESUMABLE_FIELDS` name.
-        snapshots: keep the trainable weights of this many recent epochs (for averaging;
-            written before the last checkpoint, so a resumed epoch rewrites its own).
+        snapshots: keep the trainable weights of this many recent epochs (for averaging and
+            --keep-checkpoints; written before the last checkpoint, so a resumed epoch
+            rewrites its own).
     """
 
     def __init__(

@@ -22,11 +22,13 @@ from tandem.model_dir import (
     MANIFEST_FILE,
     SOURCE_VOCAB_FILE,
     TARGET_VOCAB_FILE,
+    VALIDATIONS_DIR,
     WEIGHTS_FILE,
     checkpoint_root,
     is_complete,
     prepare_output_dir,
     read_manifest,
+    tensorboard_dir,
 )
 from tandem.training.checkpoints import (
     Checkpoint,
@@ -36,8 +38,14 @@ from tandem.training.checkpoints import (
     write_checkpoint,
 )
 
-# What --resume may change: how long the run goes on, and what its end saves.
-RESUMABLE_KEYS = ("train.epochs", "train.average_last")
+# What --resume may change: how long the run goes on, what its end saves, and what it keeps
+# and logs on the side.
+RESUMABLE_KEYS = (
+    "train.epochs",
+    "train.average_last",
+    "train.keep_checkpoints",
+    "train.tensorboard",
+)
 
 
 def data_fingerprint(pairs: Sequence[tuple[str, str]]) -> dict:
@@ -50,7 +58,7 @@ def data_fingerprint(pairs: Sequence[tuple[str, str]]) -> dict:
 
 def saved_config(model_dir: str | Path) -> Config:
     """The config of the run in `model_dir` (`--resume` starts from it; flags other than
-    `--epochs` and `--average-last` may not change it).
+    `--epochs`, `--average-last`, `--keep-checkpoints` and `--tensorboard` may not change it).
 
     Raises:
         TandemError: there is no run to resume there.
@@ -101,9 +109,12 @@ def check_fresh_run(model_dir: str | Path, overwrite: bool = False) -> Path:
 
 
 def clear_run(model_dir: Path) -> None:
-    """Delete what an earlier run left in `model_dir` (checkpoints, history, model), once
-    `check_fresh_run` allowed it and the new run's data have passed their checks."""
-    shutil.rmtree(checkpoint_root(model_dir), ignore_errors=True)
+    """Delete what an earlier run left in `model_dir` (checkpoints, history, validations,
+    TensorBoard events, model), once `check_fresh_run` allowed it and the new run's data have
+    passed their checks."""
+    for folder in (checkpoint_root(model_dir), model_dir / VALIDATIONS_DIR):
+        shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(tensorboard_dir(model_dir), ignore_errors=True)
     for name in (HISTORY_FILE, CURVE_FILE, WEIGHTS_FILE):
         (model_dir / name).unlink(missing_ok=True)
 
@@ -116,7 +127,7 @@ def open_resumed_run(
     A run continues until it has done `config.train.epochs` epochs: an interrupted run from
     its last checkpoint, and a finished one (stopped by its epochs or by a callback, not by
     early stopping) too when `config` asks for more epochs than it has done. Only the number
-    of epochs and `train.average_last` may differ from the run's own (averaging covers the
+    of epochs and the `RESUMABLE_KEYS` may differ from the run's own (averaging covers the
     epochs that kept snapshots); the new values are written into the directory's config so
     that a later `--resume` keeps them.
 

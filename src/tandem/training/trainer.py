@@ -24,15 +24,18 @@ from tandem.files import training_lock
 from tandem.model_dir import (
     HISTORY_FILE,
     save_model_dir,
+    tensorboard_dir,
     write_history,
 )
 from tandem.models import EncoderDecoder, ModelDims, build_model
+from tandem.training.attention_maps import AttentionMaps, has_attention
 from tandem.training.averaging import average_model_dir
 from tandem.training.callbacks import (
     Checkpointer,
     EpochTimer,
     LearningRateLogger,
     StopOnInterrupt,
+    TokensPerSecond,
 )
 from tandem.training.checkpoints import (
     BEST,
@@ -52,7 +55,8 @@ from tandem.training.preparation import (
     prepare_run,
 )
 from tandem.training.schedules import InverseSqrt
-from tandem.training.validation import ValidationScore
+from tandem.training.tensorboard import TensorBoardLogger
+from tandem.training.validation import EXAMPLES, ValidationScore
 
 __all__ = [
     "EpochTimer",
@@ -181,11 +185,12 @@ def train(
 
 @dataclass(frozen=True)
 class _Wiring:
-    """The callbacks of one `fit`, and the two that `_fit` and `_finish` read."""
+    """The callbacks of one `fit`, and those that `_fit` and `_finish` read."""
 
     callbacks: list[keras.callbacks.Callback]
     checkpointer: Checkpointer
     stop_on_interrupt: StopOnInterrupt
+    tensorboard: TensorBoardLogger | None = None  # closed by `_fit` however `fit` ends
 
 
 def _train(
@@ -247,25 +252,36 @@ def _wire_callbacks(config: Config, run: TrainingRun, model, verbose: int, callb
         config.train.epochs,
         resumed=run.checkpoint,
         stateful={"early_stopping": early_stopping, "lr_plateau": lr_plateau},
-        # Enough recent epochs that the best one and the average_last - 1 before it are kept.
-        snapshots=config.train.average_last + (config.train.patience or 0)
-        if config.train.average_last
-        else 0,
+        snapshots=_snapshots(config),
     )
-    validation_pairs = run.kept[run.n_train :]
+    tensorboard = (
+        TensorBoardLogger(tensorboard_dir(run.output_dir)) if config.train.tensorboard else None
+    )
     stop_on_interrupt = StopOnInterrupt()
     # Order matters: the checkpointer saves what the schedule and early stopping decided.
     all_callbacks = [
         EpochTimer(),
+        TokensPerSecond(int(run.train_batches.target_lengths.sum())),
         LearningRateLogger(),
         *[callback for callback in (lr_plateau, early_stopping) if callback is not None],
-        *_validation_scores(config, model, validation_pairs, run.source_vocab, run.target_vocab),
+        *_validation_callbacks(config, run, model, verbose),
         checkpointer,
+        *([tensorboard] if tensorboard is not None else []),
         # After the checkpointer: a callback's epoch N begins once epoch N - 1 is checkpointed.
         *callbacks,
         stop_on_interrupt,  # last: a Ctrl-C stops the run once the others have done their part
     ]
-    return _Wiring(all_callbacks, checkpointer, stop_on_interrupt)
+    return _Wiring(all_callbacks, checkpointer, stop_on_interrupt, tensorboard)
+
+
+def _snapshots(config: Config) -> int:
+    """How many recent epochs' weights the checkpointer keeps: --keep-checkpoints, and with
+    averaging enough that the best epoch and the average_last - 1 before it are kept."""
+    averaging = config.train.average_last
+    return max(
+        config.train.keep_checkpoints,
+        averaging + (config.train.patience or 0) if averaging else 0,
+    )
 
 
 def _fit(config: Config, run: TrainingRun, model, wiring: _Wiring, verbose: int) -> None:
@@ -287,6 +303,9 @@ def _fit(config: Config, run: TrainingRun, model, wiring: _Wiring, verbose: int)
             raise _interrupted(
                 run.output_dir, checkpointer, run.initial_epoch, wiring.stop_on_interrupt.signum
             ) from None
+        finally:
+            if wiring.tensorboard is not None:
+                wiring.tensorboard.close()
     if checkpointer.diverged is not None:
         raise _diverged(run.output_dir, checkpointer)
 
@@ -374,13 +393,25 @@ def _optimizer(config: Config) -> keras.optimizers.Optimizer:
     return kinds[config.train.optimizer](**options)
 
 
-def _validation_scores(config, model, validation_pairs, source_vocab, target_vocab) -> list:
-    """The decoding-based validation callback, when asked for and there is validation data."""
-    if config.train.score_every is None or not validation_pairs:
+def _validation_callbacks(config: Config, run: TrainingRun, model, verbose: int) -> list:
+    """The decoding-based validation callbacks, when asked for and there is validation data:
+    the score (with the decoded pairs and examples), and an attention model's heatmaps."""
+    validation_pairs = run.kept[run.n_train :]
+    every = config.train.score_every
+    if every is None or not validation_pairs:
         return []
     grouped = group_references(validation_pairs)
-    source_ids, _ = encode_sources(
-        [source for source, _ in grouped], source_vocab, model.dims.max_encoder_seq_length
-    )
+    sources = [source for source, _ in grouped]
+    source_ids, _ = encode_sources(sources, run.source_vocab, model.dims.max_encoder_seq_length)
     references = [refs for _, refs in grouped]
-    return [ValidationScore(model, source_ids, references, target_vocab, config.train.score_every)]
+    scores = ValidationScore(
+        model, sources, source_ids, references, run.target_vocab, every,
+        model_dir=run.output_dir, verbose=bool(verbose),
+    )  # fmt: skip
+    if not has_attention(model):
+        return [scores]
+    maps = AttentionMaps(
+        model, sources[:EXAMPLES], run.source_vocab, run.target_vocab, config, run.output_dir,
+        every,
+    )  # fmt: skip
+    return [scores, maps]
