@@ -21,8 +21,8 @@ from tandem.models import ModelDims, build_model
 from tandem.training import TrainingInterrupted
 from tandem.training import train as train_in_process
 from tandem.training.batches import TrainingBatches
-from tandem.training.losses import training_loss
 from tandem.training.devices import ONE_DEVICE, Replicas
+from tandem.training.losses import training_loss
 
 PAIRS = [(f"{'ab' * (i % 7 + 1)}", f"{'cd' * (i % 5 + 1)}.") for i in range(29)]
 

@@ -120,13 +120,16 @@ class Probe:
         yield "pairs read", read
         run = self.run()
         batch = run.train_batches[0]
-        yield "prepared run", (
-            run.dims.to_dict(),
-            run.n_train,
-            len(run.train_batches),
-            [np.asarray(array).tolist() for array in (*batch[0], *batch[1:])],
-            run.source_vocab.itos,
-            run.target_vocab.itos,
+        yield (
+            "prepared run",
+            (
+                run.dims.to_dict(),
+                run.n_train,
+                len(run.train_batches),
+                [np.asarray(array).tolist() for array in (*batch[0], *batch[1:])],
+                run.source_vocab.itos,
+                run.target_vocab.itos,
+            ),
         )
         fit_model = self.model().fit_model
         optimizer = fit_model.optimizer.get_config()
