@@ -212,7 +212,8 @@ class ModelConfig:
 
     @classmethod
     def seed(cls, **changes) -> ModelConfig:
-        """The example's model: one-hot inputs, one LSTM layer per side, padding not masked."""
+        """The example's model: one-hot inputs, one LSTM layer per side, padding not masked
+        (so, as in the example, the loss and the accuracy count the padded target steps)."""
         return cls(**{"inputs": "one_hot", "mask_padding": False, **changes})
 
 
