@@ -73,15 +73,7 @@ def evaluate(
     report = score(hypotheses, references)
     if words:  # word and token error rates
         report.update(error_rates(hypotheses, references))
-    scored = {source for source, _ in grouped}
-    likelihood = teacher_forced_cross_entropy(
-        translator, [pair for pair in data.pairs if pair[0] in scored], decode.batch_size
-    )
-    report.update(
-        cross_entropy=likelihood["cross_entropy"],
-        perplexity=likelihood["perplexity"],
-        cross_entropy_tokens=likelihood["tokens"],
-    )
+    report.update(_likelihood(translator, data.pairs, grouped, decode.batch_size))
     report.update(
         data=str(data_path),
         target=None if target_path is None else str(target_path),
@@ -98,6 +90,19 @@ def evaluate(
         n_pairs=len(data.pairs),
     )
     return report
+
+
+def _likelihood(translator, pairs, grouped, batch_size: int) -> dict:
+    """Teacher-forced cross-entropy and perplexity of every pair whose source is scored."""
+    scored = {source for source, _ in grouped}
+    likelihood = teacher_forced_cross_entropy(
+        translator, [pair for pair in pairs if pair[0] in scored], batch_size
+    )
+    return {
+        "cross_entropy": likelihood["cross_entropy"],
+        "perplexity": likelihood["perplexity"],
+        "cross_entropy_tokens": likelihood["tokens"],
+    }
 
 
 def _translate(translator, grouped, decode: DecodeConfig, data_path) -> tuple[list[str], int]:
