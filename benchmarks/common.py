@@ -16,7 +16,7 @@ TATOEBA = SHARED_DATA / "tatoeba-eng-fra"
 
 def small_attention():
     """The attention model for small data (the Tatoeba seed regime, CMUdict G2P): bi-LSTM 256,
-    2 layers, dropout 0.3, embeddings 128, Luong general attention."""
+    2 layers, dropout 0.3 between the layers only, embeddings 128, Luong general attention."""
     from tandem.config import ModelConfig
 
     return ModelConfig(
@@ -26,6 +26,8 @@ def small_attention():
         attention="general",
         num_layers=2,
         dropout=0.3,
+        embedding_dropout=0.0,
+        output_dropout=0.0,
     )
 
 

@@ -34,7 +34,9 @@ def test_defaults_keep_the_previous_behaviour():
     train = TrainConfig()
     assert train.gradient_clip_norm is None and train.label_smoothing == 0.0
     assert train.lr_schedule == "constant"
-    assert training_loss(0.0) == "sparse_categorical_crossentropy"  # the loss as before
+    loss = training_loss(0.0)  # Keras's own, per real target token
+    assert isinstance(loss, keras.losses.SparseCategoricalCrossentropy)
+    assert loss.reduction == "mean_with_sample_weight"
 
 
 @pytest.mark.parametrize(

@@ -70,6 +70,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"chrF   {report['chrf']:6.2f}  {report['signatures']['chrf']}")
         print(f"BLEU   {report['bleu']:6.2f}  {report['signatures']['bleu']}")
         print(f"exact  {report['exact_match']:6.2f}% of {report['n_sources']} sources")
+        print(
+            f"xent   {report['cross_entropy']:6.4f}  nats per reference token (perplexity "
+            f"{report['perplexity']:.2f}, teacher-forced over {report['cross_entropy_tokens']} "
+            "tokens)"
+        )
         if "wer" in report:  # word targets (phonemes, words)
             print(f"WER    {report['wer']:6.2f}% (wrong outputs; right = any reference)")
             print(f"PER    {report['per']:6.2f}% (token edits to the closest reference)")

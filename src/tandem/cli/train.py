@@ -28,7 +28,8 @@ def add_parser(commands) -> None:
         "--preset",
         choices=("seed",),
         help="seed: the classic Keras example's model exactly (one-hot inputs, one LSTM layer "
-        "per side, padding not masked); other model flags still apply on top",
+        "per side, padding not masked: the loss and accuracy count the padded steps, as the "
+        "example's do); other model flags still apply on top",
     )
     add_options(model, ModelConfig, "family", "latent_dim", "cell", "inputs", "embedding_dim",
                 "mask_padding", "num_layers", "dropout", "embedding_dropout", "output_dropout",

@@ -107,16 +107,28 @@ class ModelConfig:
     )
     # Stacked recurrent layers (transformer: blocks) on each side.
     num_layers: int = option(1, "--layers", "stacked layers per side (default: {default})")
-    # Dropout between stacked layers; transformer: on attention weights, block outputs and the
-    # feed-forward inner layer.
-    dropout: float = option(0.0, "--dropout", "dropout between layers (default: {default})")
-    # Dropout on the token embeddings (with positions) of both sides.
-    embedding_dropout: float = option(
-        0.0, "--embedding-dropout", "dropout on the token embeddings (default: {default})"
+    # The dropout rate wherever dropout acts: between stacked layers (transformer: on attention
+    # weights, block outputs and the feed-forward inner layer), and on the embeddings and
+    # before the softmax unless embedding_dropout / output_dropout say otherwise.
+    dropout: float = option(
+        0.0,
+        "--dropout",
+        "dropout on the embeddings, between layers and before the output softmax; "
+        "--embedding-dropout and --output-dropout override it there (default: {default})",
     )
-    # Dropout on the decoder's output vectors, before the softmax.
-    output_dropout: float = option(
-        0.0, "--output-dropout", "dropout before the output softmax (default: {default})"
+    # Dropout on the token embeddings (with positions) of both sides; None: `dropout`.
+    embedding_dropout: float | None = option(
+        None,
+        "--embedding-dropout",
+        "dropout on the token embeddings (default: --dropout's rate)",
+        metavar="RATE",
+    )
+    # Dropout on the decoder's output vectors, before the softmax; None: `dropout`.
+    output_dropout: float | None = option(
+        None,
+        "--output-dropout",
+        "dropout before the output softmax (default: --dropout's rate)",
+        metavar="RATE",
     )
     # Bidirectional encoder, its states bridged to latent_dim.
     bidirectional: bool = option(False, "--bidirectional", "bidirectional encoder", switch=True)
@@ -145,8 +157,10 @@ class ModelConfig:
             check_positive(self, name, most=MAX_WIDTH)
         check_positive(self, "num_layers", most=MAX_LAYERS)
         check_positive(self, "heads", most=MAX_WIDTH)
-        for name in ("dropout", "embedding_dropout", "output_dropout"):
-            check_fraction(self, name)
+        check_fraction(self, "dropout")
+        for name in ("embedding_dropout", "output_dropout"):
+            if getattr(self, name) is not None:
+                check_fraction(self, name)
         if self.embedding_dropout and self.inputs != "embedding":
             raise ConfigError(setting(self, "embedding_dropout"), " needs inputs: embedding")
         if self.input_feeding and self.attention == "none":
@@ -184,9 +198,23 @@ class ModelConfig:
                 f" ({self.latent_dim}) must split into {self.heads} heads of an even size",
             )
 
+    @property
+    def embedding_rate(self) -> float:
+        """The dropout rate on the embeddings: `embedding_dropout`, or `dropout` when that is
+        None (one-hot inputs have no embeddings: 0)."""
+        if self.inputs != "embedding":
+            return 0.0
+        return self.dropout if self.embedding_dropout is None else self.embedding_dropout
+
+    @property
+    def output_rate(self) -> float:
+        """The dropout rate before the softmax: `output_dropout`, or `dropout` when None."""
+        return self.dropout if self.output_dropout is None else self.output_dropout
+
     @classmethod
     def seed(cls, **changes) -> ModelConfig:
-        """The example's model: one-hot inputs, one LSTM layer per side, padding not masked."""
+        """The example's model: one-hot inputs, one LSTM layer per side, padding not masked
+        (so, as in the example, the loss and the accuracy count the padded target steps)."""
         return cls(**{"inputs": "one_hot", "mask_padding": False, **changes})
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from tandem.config import DecodeConfig, decode_config
 from tandem.data.reading import group_references, read_pairs
 from tandem.errors import OverlongSourceWarning, TandemError
+from tandem.evaluation.likelihood import teacher_forced_cross_entropy
 from tandem.evaluation.metrics import error_rates, score
 from tandem.translator import Translator
 
@@ -39,7 +40,9 @@ def evaluate(
             (Tatoeba's attribution) are ignored.
 
     Word targets (phonemes, say) are scored with their references' whitespace made single
-    spaces, as the model writes them: it cannot produce any other.
+    spaces, as the model writes them: it cannot produce any other. `cross_entropy` (nats per
+    reference token, end tokens included) and `perplexity` score every (source, reference)
+    pair under teacher forcing (see `teacher_forced_cross_entropy`).
 
     Returns:
         The report: scores, signatures, decoding settings, data file and model directory.
@@ -70,6 +73,7 @@ def evaluate(
     report = score(hypotheses, references)
     if words:  # word and token error rates
         report.update(error_rates(hypotheses, references))
+    report.update(_likelihood(translator, data.pairs, grouped, decode.batch_size))
     report.update(
         data=str(data_path),
         target=None if target_path is None else str(target_path),
@@ -86,6 +90,19 @@ def evaluate(
         n_pairs=len(data.pairs),
     )
     return report
+
+
+def _likelihood(translator, pairs, grouped, batch_size: int) -> dict:
+    """Teacher-forced cross-entropy and perplexity of every pair whose source is scored."""
+    scored = {source for source, _ in grouped}
+    likelihood = teacher_forced_cross_entropy(
+        translator, [pair for pair in pairs if pair[0] in scored], batch_size
+    )
+    return {
+        "cross_entropy": likelihood["cross_entropy"],
+        "perplexity": likelihood["perplexity"],
+        "cross_entropy_tokens": likelihood["tokens"],
+    }
 
 
 def _translate(translator, grouped, decode: DecodeConfig, data_path) -> tuple[list[str], int]:

@@ -94,8 +94,8 @@ class EncoderDecoder(ABC):
     def _make_weightless_layers(self) -> None:
         """Layers the graphs call that hold no weights (dropouts), made per model, in a fixed
         order: each draws its random seed when made."""
-        self._embedding_dropout = optional_dropout(self.config.embedding_dropout)
-        self._output_dropout = optional_dropout(self.config.output_dropout)
+        self._embedding_dropout = optional_dropout(self.config.embedding_rate)
+        self._output_dropout = optional_dropout(self.config.output_rate)
 
     @staticmethod
     def _log_probs(probs):

@@ -30,12 +30,15 @@ class TrainingBatches(keras.utils.PyDataset):
         shuffle: reshuffle the order every epoch, as `fit(shuffle=True)` does.
         seed: seed of the shuffling.
         mask_padding: add sample weights that are 0 at padded target steps, so padding does
-            not count in the loss or the metrics; batches are then also length-bucketed, each
+            not count in the loss or the metrics (the loss divides a batch's weighted sum by
+            its weights, the real tokens: see `tandem.training.losses`; no Keras mask reaches
+            the output to do it); batches are then also length-bucketed, each
             padded only as far as its longest pair needs (an unmasked model reads padding, so
             it always gets the full width, as the example trains).
         replicas: data-parallel training: every batch is padded to a multiple of the replica
-            count with rows of weight 0 (so no pair is dropped and none counts twice), and this
-            process gets its share of the rows. Batches then always carry sample weights.
+            count with rows of weight 0 (so no pair is dropped and none counts twice, and the
+            loss, divided by the weights, is the real rows' own), and this process gets its
+            share of the rows. Batches then always carry sample weights.
     """
 
     def __init__(
@@ -92,12 +95,6 @@ class TrainingBatches(keras.utils.PyDataset):
             target_steps = _bucket(self.target_lengths[rows].max(), pairs.max_decoder_seq_length)
         # (b, source steps), (b, target steps), (b, target steps)
         encoder_inputs, decoder_inputs, targets = pairs.padded(rows, source_steps, target_steps)
-        if filler:
-            # Keras divides a batch's loss by the steps it counts (all of them, or with masking
-            # the unpadded decoder inputs): the real rows weigh counted/real-counted, so the
-            # filler rows change neither the loss nor the gradient.
-            counted = (decoder_inputs != PAD_ID) if self.mask_padding else np.ones(targets.shape)
-            real *= counted.sum() / counted[: len(rows) - filler].sum()
         if self.replicas.processes > 1:
             mine = slice(self.replicas.process, None, self.replicas.processes)
             encoder_inputs, decoder_inputs = encoder_inputs[mine], decoder_inputs[mine]

@@ -47,7 +47,7 @@ from tandem.training.checkpoints import (
     restore_training_model,
 )
 from tandem.training.devices import Replicas, data_parallel
-from tandem.training.losses import training_loss
+from tandem.training.losses import PerTokenLoss, token_metrics, training_loss
 from tandem.training.preparation import (
     TrainingRun,
     TrainPlan,
@@ -220,9 +220,10 @@ def _build_model(config: Config, dims: ModelDims, checkpoint: Checkpoint | None)
     model = build_model(config.model, dims)
     model.fit_model.compile(
         optimizer=_optimizer(config),
+        # Per real target token: with masking, padded steps (weight 0) count in neither the
+        # loss nor the accuracy (see tandem.training.losses).
         loss=training_loss(config.train.label_smoothing),
-        # Weighted: with masking, padded steps (weight 0) count in neither loss nor accuracy.
-        weighted_metrics=["accuracy"],
+        weighted_metrics=token_metrics(config.train.label_smoothing),
     )
     if checkpoint is not None:
         restore_training_model(model.fit_model, checkpoint)
@@ -260,6 +261,7 @@ def _wire_callbacks(config: Config, run: TrainingRun, model, verbose: int, callb
     stop_on_interrupt = StopOnInterrupt()
     # Order matters: the checkpointer saves what the schedule and early stopping decided.
     all_callbacks = [
+        PerTokenLoss(),  # first: every other callback reads the loss per token
         EpochTimer(),
         TokensPerSecond(int(run.train_batches.target_lengths.sum())),
         LearningRateLogger(),
