@@ -27,9 +27,11 @@ from tandem.translator import Translator  # noqa: E402
 
 VOCAB = 9
 TEXTS = ["Go.", "Hi.", "Help!", "I see.", "Wait!", "", "Fire! Fire!", "zz"]
-# The families beyond the conftest's seed and Transformer: between them, embeddings, masking,
-# depth, GRU, a bidirectional encoder, attention with and without input feeding.
+# The families beyond the conftest's models (an LSTM with embeddings and masking, and a
+# Transformer): the classic example's one-hot LSTM that reads padding, depth, GRU, a
+# bidirectional encoder, attention with and without input feeding.
 FAMILIES = {
+    "seed": dict(inputs="one_hot", mask_padding=False),  # the classic example's model
     "bidirectional_attention": dict(
         inputs="embedding",
         mask_padding=True,
@@ -189,14 +191,18 @@ def test_the_manifest_names_the_graphs_inputs_outputs_and_state(seed_export, tin
         "decoder_output": "decoder_state_output_h",
     }
     assert manifest["reserved_ids"] == {"pad": 0, "start": 1, "end": 2, "unk": 3}
-    assert manifest["source_padding"] == "full"  # the seed reads padding
+    assert manifest["source_padding"] == "bucket"  # masked: padded as `Translator` pads
     assert {"jax2onnx", "onnx", "onnxruntime", "keras", "jax"} <= set(manifest["versions"])
     assert manifest["opset"] == 23 and manifest["agreement"]["sentences"] == 8
 
 
-def test_the_attention_manifest_keeps_memory_out_of_the_steps_outputs(family_export):
+def test_each_familys_state_layout(family_export):
     _, export_dir = family_export
     manifest = json.loads((export_dir / "manifest.json").read_text())
+    if manifest["model"]["attention"] == "none":  # the seed: it reads padding
+        assert manifest["source_padding"] == "full"
+        assert all(s["decoder_output"] is not None for s in manifest["state"])
+        return
     constant = {s["decoder_input"] for s in manifest["state"] if s["decoder_output"] is None}
     assert constant == {"encoder_outputs_input", "source_mask_input"}
     inputs = {i["name"]: i["shape"] for i in manifest["decoder_step"]["inputs"]}
@@ -229,7 +235,8 @@ def test_the_runtime_imports_and_translates_without_keras_or_jax(seed_export, ti
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    expected = Translator.from_dir(tiny_model_dir).translate(["Go.", "Hi."], "beam", beam_size=3)
+    translator = Translator.from_dir(tiny_model_dir)
+    expected = translator.translate(["Go.", "Hi."], strategy="beam", beam_size=3)
     assert done.stdout.strip() == repr(expected)
 
 

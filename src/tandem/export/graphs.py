@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import types
 from pathlib import Path
 
@@ -63,10 +64,10 @@ def export_graphs(model: EncoderDecoder, directory: Path) -> dict:
     step_spec += [_input_spec(tensor, tensor.name) for tensor in state_inputs]
     step_outputs = [PROBABILITIES] + [s["decoder_output"] for s in state if s["decoder_output"]]
     step_outputs += [ATTENTION] if attention else []
+    encoder_outputs = [s["encoder_output"] for s in state]
     with _forward_scans():
-        _convert(
-            encode, encoder_spec, [s["encoder_output"] for s in state], directory / ENCODER_FILE
-        )
+        _convert(encode, encoder_spec, encoder_outputs, directory / ENCODER_FILE)
+    with _unrolled(model):
         _convert(step, step_spec, step_outputs, directory / DECODER_FILE)
     return {
         "encoder": {"file": ENCODER_FILE, **_signature(directory / ENCODER_FILE)},
@@ -113,16 +114,37 @@ def _convert(fn, specs: list[dict], output_names: list[str], path: Path) -> None
     import jax2onnx
 
     inputs = [jax.ShapeDtypeStruct(tuple(s["shape"]), np.dtype(s["dtype"])) for s in specs]
-    jax2onnx.to_onnx(
-        fn,
-        inputs=inputs,
-        input_names=[s["name"] for s in specs],
-        output_names=output_names,
-        model_name=path.stem,
-        opset=OPSET,
-        return_mode="file",
-        output_path=str(path),
-    )
+    # onnx_ir warns of every value whose type it leaves to ONNX Runtime's inference.
+    serde = logging.getLogger("onnx_ir.serde")
+    level = serde.level
+    serde.setLevel(logging.ERROR)
+    try:
+        jax2onnx.to_onnx(
+            fn,
+            inputs=inputs,
+            input_names=[s["name"] for s in specs],
+            output_names=output_names,
+            model_name=path.stem,
+            opset=OPSET,
+            return_mode="file",
+            output_path=str(path),
+        )
+    finally:
+        serde.setLevel(level)
+    _inline_weights(path)
+
+
+def _inline_weights(path: Path) -> None:
+    """Move the weights that jax2onnx writes beside a large graph (PATH.data) into it: one
+    file per graph to ship (ONNX's protobuf holds up to 2 GiB)."""
+    import onnx
+
+    external = path.with_name(path.name + ".data")
+    if not external.exists():
+        return
+    graph = onnx.load(str(path))  # reads the external weights too
+    onnx.save_model(graph, str(path), save_as_external_data=False)
+    external.unlink()
 
 
 def _signature(path: Path) -> dict:
@@ -141,6 +163,24 @@ def _signature(path: Path) -> dict:
         "inputs": [describe(value) for value in graph.input],
         "outputs": [describe(value) for value in graph.output],
     }
+
+
+@contextlib.contextmanager
+def _unrolled(model: EncoderDecoder):
+    """The decoder's recurrent layers unrolled while the one-step graph is converted: the same
+    arithmetic as their loop of one step, without an ONNX Loop around it (slow to run)."""
+    layers = [
+        layer
+        for name, layer in model.layers.items()
+        if name.startswith("decoder_") and hasattr(layer, "unroll")
+    ]
+    for layer in layers:
+        layer.unroll = True
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.unroll = False
 
 
 @contextlib.contextmanager

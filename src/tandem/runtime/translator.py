@@ -49,6 +49,9 @@ class OnnxTranslator:
         self.target_vocab = Vocabulary.load(self.path / vocabularies["target"]["file"])
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # ONNX Runtime's notes on unused initializers
+        # Threads that spin between the many small calls of a decoding loop cost 4x when the
+        # cores are shared (measured: 29 ms a step, 7 ms without spinning).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads is not None:
             options.intra_op_num_threads = threads
         providers = ["CPUExecutionProvider"]
