@@ -12,6 +12,7 @@ process that only loads the runtime and translates (and of one that does so with
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -83,6 +84,12 @@ def compare(translator, runtime, sources: list[str], options: dict) -> dict:
     }
 
 
+def _shown(path: Path) -> str:
+    """A path from the repository's root (benchmarks/...) where it lies under one."""
+    parts = path.resolve().parts
+    return "/".join(parts[parts.index("benchmarks") :]) if "benchmarks" in parts else str(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=MODEL)
@@ -114,10 +121,10 @@ def main() -> None:
     write_json(
         {
             "benchmark": "export",
-            "model": str(
-                args.model.relative_to(ROOT) if args.model.is_relative_to(ROOT) else args.model
-            ),
-            "data": str(args.data),
+            "command": " ".join(["python", "benchmarks/bench_export.py", *sys.argv[1:]]),
+            "model": _shown(args.model),
+            "model_created": json.loads((args.model / "manifest.json").read_text())["created"],
+            "data": args.data.name,
             "sentences": len(sources),
             "export_seconds": round(export_seconds, 1),
             "export_bytes": sum(sizes.values()),
