@@ -25,6 +25,8 @@ from tandem.export import ExportError, export_model  # noqa: E402
 from tandem.runtime import OnnxTranslator  # noqa: E402
 from tandem.translator import Translator  # noqa: E402
 
+# "Fire! Fire!" is longer than the tiny models' sources: both sides truncate it, and warn.
+pytestmark = pytest.mark.filterwarnings("ignore::tandem.errors.OverlongSourceWarning")
 VOCAB = 9
 TEXTS = ["Go.", "Hi.", "Help!", "I see.", "Wait!", "", "Fire! Fire!", "zz"]
 # The families beyond the conftest's models (an LSTM with embeddings and masking, and a
