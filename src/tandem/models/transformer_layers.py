@@ -10,6 +10,8 @@ from keras import ops
 from tandem.models.layers import PACKAGE, maybe_dropout, optional_dropout
 
 NEG = -1e9  # score of a key that may not be attended to (exp underflows to exactly 0)
+# `ops.arange` is given its start everywhere here: jax2onnx (`tandem export`) converts no
+# arange whose stop is left out.
 
 
 def sinusoids(positions, width: int):
