@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 
-.PHONY: demo test lint install system-deps bench-seed bench-decode bench-tatoeba bench-g2p bench-train bench-train-memory bench-train-step bench-train-profile bench-compile-cache bench-serve how-it-works-figures clean
+.PHONY: demo test lint install system-deps bench-seed bench-decode bench-tatoeba bench-g2p bench-train bench-train-memory bench-train-step bench-train-profile bench-compile-cache bench-serve bench-export how-it-works-figures clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ bench-decode: $(STAMP)
 
 bench-serve: $(STAMP)
 	$(BIN)/python benchmarks/bench_serve.py --output benchmarks/results/serve.json
+
+bench-export: $(STAMP)
+	$(BIN)/python benchmarks/bench_export.py --output benchmarks/results/export.json
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

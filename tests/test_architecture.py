@@ -53,6 +53,8 @@ def test_the_contracts_hold(package_copy):
         ("decoding/greedy.py", "import tandem.models", "decoding sees only a step function"),
         ("models/layers.py", "from tandem.decoding import banned", "models import no decoding"),
         ("data/reading.py", "import keras", "data is numbers in, numbers out"),
+        ("runtime/search.py", "import jax", "runtime decodes exported graphs"),
+        ("runtime/translator.py", "import tandem.translator", "runtime decodes exported graphs"),
         ("model_dir.py", "import tandem.training", "loading and translating a model"),
         ("translator.py", "import tandem.cli", "nothing in the library imports the cli"),
         ("config/checks.py", "import tandem.model_dir", "no import cycles"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tandem import __version__
-from tandem.cli import average, evaluate, explain, serve, train, translate
+from tandem.cli import average, evaluate, explain, export, serve, train, translate
 
 _DASHES = "\0--"  # stands for a literal `--` among translate's texts while argparse parses
 
@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tandem {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     parser.subcommands = commands.choices  # name -> parser (see parse_args)
-    for command in (train, translate, evaluate, average, explain, serve):
+    for command in (train, translate, evaluate, average, explain, serve, export):
         command.add_parser(commands)
     return parser
 

@@ -10,12 +10,14 @@ from keras import ops
 from tandem.models.layers import PACKAGE, maybe_dropout, optional_dropout
 
 NEG = -1e9  # score of a key that may not be attended to (exp underflows to exactly 0)
+# `ops.arange` is given its start everywhere here: jax2onnx (`tandem export`) converts no
+# arange whose stop is left out.
 
 
 def sinusoids(positions, width: int):
     """Positions (...) int -> sinusoidal encodings (..., width): sines, then cosines."""
     half = width // 2
-    rates = ops.exp(ops.arange(half, dtype="float32") * (-math.log(10000.0) / half))
+    rates = ops.exp(ops.arange(0, half, dtype="float32") * (-math.log(10000.0) / half))
     angles = ops.cast(positions, "float32")[..., None] * rates  # (..., half)
     return ops.concatenate([ops.sin(angles), ops.cos(angles)], axis=-1)
 
@@ -48,7 +50,7 @@ def write_cache(cache, new, position):
     """Write `new` (batch, t, units) into `cache` (batch, length, units) at rows
     position .. position + t - 1 of each sequence (`position`: int (batch,))."""
     t, length = ops.shape(new)[1], ops.shape(cache)[1]
-    rows = position[:, None] + ops.arange(t, dtype=position.dtype)[None, :]  # (batch, t)
+    rows = position[:, None] + ops.arange(0, t, dtype=position.dtype)[None, :]  # (batch, t)
     where = ops.one_hot(rows, length, dtype=cache.dtype)  # (batch, t, length)
     kept = 1.0 - ops.sum(where, axis=1)[..., None]  # (batch, length, 1)
     return cache * kept + ops.einsum("btl,btu->blu", where, new)
@@ -68,7 +70,8 @@ class Positions(keras.layers.Layer):
         self.units = units
 
     def call(self, embeddings, offset=None):
-        steps = ops.arange(ops.shape(embeddings)[1], dtype="int32")[None, :]  # (1, t)
+        # 0 .. t - 1 counted, not ops.arange(t): ONNX export traces t as a symbol.
+        steps = ops.cumsum(ops.ones_like(embeddings[:1, :, 0], dtype="int32"), axis=1) - 1  # (1, t)
         positions = steps if offset is None else offset[:, None] + steps  # (batch | 1, t)
         encodings = ops.cast(sinusoids(positions, self.units), embeddings.dtype)
         return embeddings * math.sqrt(self.units) + encodings
@@ -246,8 +249,8 @@ class TransformerDecoder(_Blocks):
             allowed = ops.tril(ops.ones((t, t), dtype="bool"))[None]  # (1, t, t)
         else:
             length = ops.shape(cache[0])[1]
-            rows = position[:, None] + ops.arange(t, dtype=position.dtype)[None, :]  # (b, t)
-            columns = ops.arange(length, dtype=position.dtype)[None, None, :]  # (1, 1, length)
+            rows = position[:, None] + ops.arange(0, t, dtype=position.dtype)[None, :]  # (b, t)
+            columns = ops.arange(0, length, dtype=position.dtype)[None, None, :]  # (1, 1, length)
             allowed = columns <= rows[:, :, None]  # (batch, t, length)
         new_cache, weights = [], None
         for i in range(self.num_layers):
