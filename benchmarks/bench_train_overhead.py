@@ -9,8 +9,9 @@ Tatoeba eng-fra train.tsv (20% held out for validation, as `tandem train` does b
 Each run is a fresh process (with the allocator settings `tandem` uses): `cold` with an empty
 compile cache directory, which it fills; `warm` with the directory the cold run left. Epoch
 times are `EpochTimer`'s (epoch begin to end, validation included), with the process's CPU
-time beside them (`epoch_cpu_s`: steadier when other work shares the CPU); `setup_s` is the time from
-`train()` being called to the first epoch's start (data, model, anything compiled before `fit`).
+time beside them (`epoch_cpu_s`: steadier when other work shares the CPU); `setup_s` is the
+time from `train()` being called to the first epoch's start (data, model, anything compiled
+before `fit`).
 Compiles are counted with JAX's monitoring events: every program traced, lowered and compiled
 (or read back from the cache), with the seconds each took. `load_s` is the median, over fresh
 processes, of one `Translator.from_dir` call, after Python, JAX, Keras and tandem are imported;
@@ -50,6 +51,7 @@ def child_environment(cache: str) -> dict[str, str]:
 
     env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
     env["TANDEM_COMPILE_CACHE"] = cache
+    env.setdefault("KERAS_BACKEND", "jax")  # as tandem chooses, for imports of Keras before it
     env["PYTHONPATH"] = os.pathsep.join(
         [str(Path(__file__).resolve().parents[1] / "src"), env.get("PYTHONPATH", "")]
     )
