@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 
-.PHONY: demo test lint install system-deps bench-seed bench-decode bench-tatoeba bench-g2p bench-train bench-train-memory bench-train-step bench-train-profile bench-compile-cache bench-serve bench-export how-it-works-figures clean
+.PHONY: demo test lint install system-deps bench-seed bench-decode bench-tatoeba bench-g2p bench-train bench-train-memory bench-train-step bench-train-profile bench-compile-cache bench-train-overhead bench-serve bench-export how-it-works-figures clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,9 @@ bench-train-profile: $(STAMP)
 
 bench-compile-cache: $(STAMP)
 	$(BIN)/python benchmarks/bench_compile_cache.py --output benchmarks/results/compile_cache.json
+
+bench-train-overhead: $(STAMP)
+	$(BIN)/python benchmarks/bench_train_overhead.py --output benchmarks/results/train_overhead.json
 
 how-it-works-figures: $(STAMP)
 	$(BIN)/python docs/how-it-works/make_figures.py --demo $(DEMO_DIR)

@@ -5,7 +5,7 @@ import pytest
 
 from tandem.data.batching import encode_pairs
 from tandem.data.vocabulary import END_ID, PAD_ID, START_ID, Vocabulary
-from tandem.training.batches import STEP_BUCKET, TrainingBatches
+from tandem.training.batches import STEP_BUCKET, TrainingBatches, bucket_widths
 
 
 def make_pairs(n=300, seed=0):
@@ -24,8 +24,10 @@ def test_masked_batches_cover_every_pair_once_and_are_trimmed():
         rows = batches.batches[index]
         seen += rows.tolist()
         longest_target = max(len(pairs[r][1]) + 2 for r in rows)  # start + text + end
-        assert decoder_inputs.shape[1] % STEP_BUCKET == 0 or decoder_inputs.shape[1] == 42
-        assert longest_target <= decoder_inputs.shape[1] < longest_target + STEP_BUCKET
+        # The narrowest of the batches' widths that holds the longest row.
+        fits = [w for w in batches.target_widths if w >= longest_target]
+        assert decoder_inputs.shape[1] == fits[0]
+        assert source.shape[1] in batches.source_widths
         assert source.shape[1] >= max(len(pairs[r][0]) for r in rows)
         np.testing.assert_array_equal(weights, targets != PAD_ID)
     assert sorted(seen) == list(range(len(pairs)))
@@ -39,6 +41,30 @@ def test_length_bucketing_saves_padding():
     padded_steps = sum(batches[i][0][1].size for i in range(len(batches)))
     full_width_padding = decoder_input_ids.size - real_steps
     assert padded_steps - real_steps < 0.35 * full_width_padding
+
+
+def test_widths_are_few_multiples_of_the_step_and_cost_little_padding():
+    pairs, encoded = make_pairs(2000)
+    batches = TrainingBatches(encoded, batch_size=16, mask_padding=True)
+    for widths, limit in ((batches.source_widths, 30), (batches.target_widths, 42)):
+        assert widths[-1] == limit and list(widths) == sorted(set(widths))
+        assert all(w % STEP_BUCKET == 0 for w in widths[:-1])
+    # Fewer widths than multiples of 8, for at most 3% more padded steps.
+    longest = [int(encoded.target_lengths[rows].max()) for rows in batches.batches]
+    rounded = [min(42, -(-n // STEP_BUCKET) * STEP_BUCKET) for n in longest]
+    assert len(batches.target_widths) < len(set(rounded))
+    padded = sum(next(w for w in batches.target_widths if w >= n) for n in longest)
+    assert padded <= 1.03 * sum(rounded)
+
+
+def test_bucket_widths():
+    assert bucket_widths([10, 12, 20, 20, 20, 41, 50], limit=59) == (16, 24, 48, 59)
+    assert bucket_widths([16] * 100, limit=16) == (16,)
+    assert bucket_widths([3], limit=16) == (8, 16)  # the full width is always one
+    # No tolerance: every multiple needed is kept.
+    assert bucket_widths([9, 17, 25, 33], limit=40, tolerance=0) == (16, 24, 32, 40)
+    # Any tolerance: one width.
+    assert bucket_widths([9, 17, 25, 33], limit=40, tolerance=10) == (40,)
 
 
 def test_unmasked_batches_keep_the_full_width():

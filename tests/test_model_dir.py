@@ -40,6 +40,35 @@ def test_loads_from_the_directory_alone(model_copy):
     assert loaded.model.dims.num_encoder_tokens == len(loaded.source_vocab)
 
 
+def test_loaded_weights_are_the_saved_ones(model_copy):
+    import keras
+    import numpy as np
+
+    saved = keras.saving.load_model(model_copy / WEIGHTS_FILE, compile=False)
+    loaded = load_model_dir(model_copy).model.training_model
+    assert len(loaded.weights) == len(saved.weights)
+    for mine, theirs in zip(loaded.weights, saved.weights, strict=True):
+        assert mine.path == theirs.path
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
+def test_weights_to_load_start_as_zeros_only_within_the_context():
+    import keras
+    import numpy as np
+
+    from tandem.models.weights import weights_to_load
+
+    with weights_to_load():
+        placeholder = keras.layers.Dense(3)
+        placeholder.build((None, 2))
+        seeds = keras.random.SeedGenerator(5)  # not a float: made as usual
+    assert not np.any(placeholder.kernel.numpy())
+    assert np.asarray(seeds.state.numpy()).tolist() == [5, 0]
+    usual = keras.layers.Dense(3)
+    usual.build((None, 2))
+    assert np.any(usual.kernel.numpy())
+
+
 @pytest.mark.parametrize("name", REQUIRED_FILES)
 def test_missing_file_is_named(model_copy, name):
     (model_copy / name).unlink()

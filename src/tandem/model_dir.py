@@ -25,6 +25,7 @@ from tandem.files import (
     write_text_atomically,
 )
 from tandem.models import EncoderDecoder, ModelDims, build_model_from_training_model
+from tandem.models.weights import weights_to_load
 from tandem.version import __version__
 
 FORMAT = "tandem-model"
@@ -275,7 +276,10 @@ def load_model_dir(path: str | Path) -> LoadedModel:
     if not zipfile.is_zipfile(path / WEIGHTS_FILE):  # Keras would say "File not found"
         raise ModelDirError(f"{path / WEIGHTS_FILE}: not a .keras archive (truncated or damaged)")
     try:
-        training_model = keras.saving.load_model(path / WEIGHTS_FILE, compile=False, safe_mode=True)
+        with weights_to_load():  # every weight is read from the archive
+            training_model = keras.saving.load_model(
+                path / WEIGHTS_FILE, compile=False, safe_mode=True
+            )
         model = build_model_from_training_model(config.model, dims, training_model)
         # Layers rebuilt from the archive keep its settings (a transformer's depth): they must
         # be those of the layers config.json calls for, made here unbuilt (no weights).

@@ -13,6 +13,9 @@ from tandem.training.devices import ONE_DEVICE, Replicas
 # a multiple of STEP_BUCKET steps, so few steps are padding and few shapes are compiled.
 POOL_BATCHES = 50
 STEP_BUCKET = 8
+# Every width is a program compiled (a training step, a validation step): of those multiples,
+# each side keeps the fewest that pad at most this much more (see `bucket_widths`).
+WIDTH_TOLERANCE = 0.03
 
 
 class TrainingBatches(keras.utils.PyDataset):
@@ -61,6 +64,15 @@ class TrainingBatches(keras.utils.PyDataset):
         self.source_lengths = pairs.source_lengths  # (pairs,)
         self.target_lengths = pairs.target_lengths  # (pairs,) real steps of the decoder inputs
         self.batches = self._make_batches()
+        self.source_widths = self.target_widths = ()  # unmasked: the full width
+        if mask_padding:  # from the first epoch's batches, so a resumed run gets the same
+            self.source_widths, self.target_widths = (
+                bucket_widths([lengths[rows].max() for rows in self.batches if len(rows)], limit)
+                for lengths, limit in (
+                    (self.source_lengths, pairs.max_encoder_seq_length),
+                    (self.target_lengths, pairs.max_decoder_seq_length),
+                )
+            )
 
     def _make_batches(self) -> list[np.ndarray]:
         order = np.arange(len(self.pairs))
@@ -91,8 +103,8 @@ class TrainingBatches(keras.utils.PyDataset):
         source_steps = target_steps = None  # unmasked: the full width, as the example trains
         if self.mask_padding:
             # From the whole batch, so that every process of a multi-host run cuts the same steps.
-            source_steps = _bucket(self.source_lengths[rows].max(), pairs.max_encoder_seq_length)
-            target_steps = _bucket(self.target_lengths[rows].max(), pairs.max_decoder_seq_length)
+            source_steps = _fit(self.source_lengths[rows].max(), self.source_widths)
+            target_steps = _fit(self.target_lengths[rows].max(), self.target_widths)
         # (b, source steps), (b, target steps), (b, target steps)
         encoder_inputs, decoder_inputs, targets = pairs.padded(rows, source_steps, target_steps)
         if self.replicas.processes > 1:
@@ -126,3 +138,52 @@ class TrainingBatches(keras.utils.PyDataset):
 def _bucket(steps: int, limit: int) -> int:
     """Round up to a multiple of STEP_BUCKET, at most `limit`."""
     return int(min(limit, -(-max(int(steps), 1) // STEP_BUCKET) * STEP_BUCKET))
+
+
+def _fit(steps: int, widths: tuple[int, ...]) -> int:
+    """The narrowest of `widths` (ascending) that holds `steps`."""
+    return next(width for width in widths if width >= steps)
+
+
+def bucket_widths(
+    longest: list[int], limit: int, tolerance: float = WIDTH_TOLERANCE
+) -> tuple[int, ...]:
+    """The widths batches are padded to, on one side: the fewest multiples of STEP_BUCKET
+    (and `limit`, always among them) that cost at most `tolerance` more padded steps than
+    rounding every batch up to its own multiple.
+
+    Each width is a compiled program, several seconds of compiling on a CPU: the few batches
+    of the longest sentences then share a width, instead of compiling one each.
+
+    Args:
+        longest: the longest row of each batch, in steps.
+        limit: the full width (the longest sequence of the data).
+
+    Example:
+        >>> bucket_widths([10, 12, 20, 20, 20, 41, 50], limit=59)
+        (16, 24, 48, 59)
+    """
+    needed = [_bucket(steps, limit) for steps in longest]
+    candidates = sorted({*needed, limit})  # (m,) ascending, the last is `limit`
+    counts = np.array([needed.count(width) for width in candidates])
+    allowed = (1 + tolerance) * sum(needed)
+    # cost[k][i]: the fewest steps padding batches up to candidates[i] with k + 1 widths, the
+    # widest of them candidates[i]; last[k][i] the width before it (-1: none).
+    m = len(candidates)
+    cumulative = np.concatenate([[0], np.cumsum(counts)])
+    cost = [[candidates[i] * cumulative[i + 1] for i in range(m)]]
+    last = [[-1] * m]
+    while cost[-1][-1] > allowed:
+        row, back = [np.inf] * m, [-1] * m
+        for i in range(m):
+            for j in range(i):
+                value = cost[-1][j] + candidates[i] * (cumulative[i + 1] - cumulative[j + 1])
+                if value < row[i]:
+                    row[i], back[i] = value, j
+        cost.append(row)
+        last.append(back)
+    widths, i = [], m - 1
+    for k in range(len(cost) - 1, -1, -1):
+        widths.append(candidates[i])
+        i = last[k][i]
+    return tuple(int(width) for width in reversed(widths))
