@@ -27,19 +27,8 @@ def transformer(tiny_transformer_dir):
 
 
 @pytest.fixture(scope="module")
-def attention_dir(tmp_path_factory):
-    """A GRU with dot attention and input feeding, trained a few epochs on the tiny pairs."""
-    from conftest import TINY_PAIRS
-    from tandem.config import Config
-    from tandem.training import train
-
-    config = Config().replace(
-        "model", cell="gru", attention="dot", input_feeding=True, latent_dim=8, embedding_dim=8
-    )
-    config = config.replace("train", epochs=3, batch_size=4, validation_split=0.0)
-    output = tmp_path_factory.mktemp("models") / "attention"
-    train(TINY_PAIRS, config, output, verbose=0)
-    return output
+def attention_dir(tiny_attention_dir):
+    return tiny_attention_dir
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -15,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import jax
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -84,6 +87,25 @@ def test_groups_by_model_and_options_and_a_failing_group_fails_only_its_requests
         ("m", "greedy"),
         ("n", "greedy"),
     ]
+
+
+def test_a_lone_request_waits_for_nothing_and_those_arriving_meanwhile_are_the_next_batch():
+    fake = FakeTranslate()
+    started, release = threading.Event(), threading.Event()
+
+    def held(model, options, texts):
+        started.set()
+        release.wait(10)
+        return fake(model, options, texts)
+
+    with running(Batcher(held, max_batch_size=16, max_wait_ms=0, max_queue=16)) as batcher:
+        first = batcher.submit("m", "o", ["a"])
+        assert started.wait(10)  # decoding "a" alone, without waiting for others
+        later = [batcher.submit("m", "o", [text]) for text in ("b", "cc")]
+        release.set()
+        assert [f.result(timeout=10) for f in [first, *later]] == [["m:A"], ["m:B"], ["m:CC"]]
+
+    assert [texts for _, _, texts in fake.calls] == [["a"], ["cc", "b"]]
 
 
 def test_a_batch_holds_at_most_max_batch_size_sentences():
@@ -170,6 +192,7 @@ def test_health_models_docs_and_page(client, translator):
             "family": translator.config.model.family,
             "source_vocabulary_size": len(translator.source_vocab),
             "target_vocabulary_size": len(translator.target_vocab),
+            "attention": False,
         }
     ]
     assert "tandem_version" in models
@@ -231,7 +254,9 @@ def test_input_limits(client, inputs, status, named):
         (b'{"inputs": ["Go."], "strategy": "best"}', 422, None),
         (b'{"inputs": ["Go."], "model": "nope"}', 404, "tiny"),
         (b'{"inputs": ["Go."], "beam_size": 3}', 422, "beam"),
-        (b'{"inputs": ["Go."], "attention": true}', 501, "attention"),
+        (b'{"inputs": ["Go."], "attention": true}', 422, "model 'tiny' has no attention"),
+        (b'{"inputs": ["Go."], "strategy": "beam", "beam_size": 17}', 422, "--max-beam-size"),
+        (b'{"inputs": ["Go."], "max_length": 257}', 422, "--max-decode-length"),
     ],
 )
 def test_bad_requests_are_refused_by_name(client, body, status, named):
@@ -289,6 +314,76 @@ def test_a_full_queue_is_503_with_retry_after(translator):
     assert refused.status_code == 503, refused.text
     assert refused.headers["retry-after"] == "1"
     assert "--max-queue" in refused.json()["detail"]
+
+
+# Attention weights, and warm-up, on a model with attention --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def attention(tiny_attention_dir) -> Translator:
+    return Translator.from_dir(tiny_attention_dir)
+
+
+@pytest.fixture(scope="module")
+def attention_client(attention):
+    with TestClient(create_app({"att": attention}, ServeSettings(max_batch_size=4))) as client:
+        wait_ready(client.get)
+        yield client
+
+
+def test_attention_weights_are_the_models(attention_client, attention):
+    from tandem.explain import explain
+
+    texts = ["Hello!", "Go."]
+    response = attention_client.post("/v1/translate", json={"inputs": texts, "attention": True})
+
+    assert response.status_code == 200, response.text
+    for text, result in zip(texts, response.json()["results"], strict=True):
+        weights = result["hypotheses"][0]["attention"]
+        source_tokens, output_tokens = weights["source_tokens"], weights["output_tokens"]
+        matrix = np.array(weights["weights"])
+        assert source_tokens == [
+            attention.source_vocab.itos[i] for i in attention.source_vocab.encode(text)
+        ]
+        assert output_tokens[-1] == "</s>"
+        assert matrix.shape == (len(output_tokens), len(source_tokens))
+        np.testing.assert_allclose(matrix.sum(axis=1), 1.0, atol=1e-5)
+        trace = explain(attention, text).trace  # the greedy decode, step by step in numpy
+        assert len(trace.steps) == len(output_tokens)
+        explained = np.array(trace.attention)[:, : len(source_tokens)]
+        np.testing.assert_allclose(matrix, explained, atol=1e-5)
+
+
+def test_every_beam_hypothesis_gets_its_attention(attention_client, attention):
+    request = {"inputs": ["Wait!"], "strategy": "beam", "beam_size": 3, "nbest": 2}
+    response = attention_client.post("/v1/translate", json={**request, "attention": True})
+
+    assert response.status_code == 200, response.text
+    hypotheses = response.json()["results"][0]["hypotheses"]
+    assert len(hypotheses) == 2
+    for hypothesis in hypotheses:
+        [expected] = attention.attention(["Wait!"], [hypothesis["text"]])
+        assert hypothesis["attention"] == json.loads(json.dumps(dataclasses.asdict(expected)))
+
+
+def test_no_request_compiles_after_warm_up(attention_client):
+    traced, listening = [], [True]
+    jax.monitoring.register_event_duration_secs_listener(  # stays registered: switched off below
+        lambda event, seconds, **_: listening[0] and "trace" in event and traced.append(event)
+    )
+    inputs = ["Go.", "Hello!", "I see.", "Stop!", "Go on."]
+    for count in (1, 2, 3, 4):  # every batch size up to --max-batch-size, sources of all lengths
+        for start in (0, 1):
+            texts = inputs[start : start + count]
+            response = attention_client.post("/v1/translate", json={"inputs": texts})
+            assert response.status_code == 200, response.text
+    after_greedy = len(traced)
+    beam = {"inputs": ["Go."], "strategy": "beam", "beam_size": 2}  # a setting not warmed up
+    assert attention_client.post("/v1/translate", json=beam).status_code == 200
+    listening[0] = False
+
+    assert after_greedy == 0
+    assert len(traced) > 0  # ...does compile, and the listener sees it
 
 
 # A real server: SIGTERM, and the page in a browser -------------------------------------------------
