@@ -450,15 +450,16 @@ def serving(app):
         sock.close()
 
 
-def test_the_page_translates_in_a_browser(browser, translator, screenshot_path):
+def test_the_page_translates_in_a_browser_with_a_heatmap(browser, attention, screenshot_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     from browser import open_page
 
-    with serving(create_app({"tiny": translator}, SETTINGS)) as url:
+    with serving(create_app({"att": attention}, ServeSettings(max_batch_size=2))) as url:
         with httpx.Client(base_url=url, timeout=10) as http:
             wait_until_ready(http)
+            answer = http.post("/v1/translate", json={"inputs": ["Go."], "attention": True})
         report = open_page(browser, url + "/", screenshot_path)
         assert report.ok, str(report)
         WebDriverWait(browser, 10).until(
@@ -467,15 +468,21 @@ def test_the_page_translates_in_a_browser(browser, translator, screenshot_path):
         browser.find_element(By.ID, "text").send_keys("Go.")
         browser.find_element(By.ID, "translate").click()
         WebDriverWait(browser, 30).until(
-            lambda d: d.find_elements(By.CSS_SELECTOR, "#results .translation")
+            lambda d: d.find_elements(By.CSS_SELECTOR, "#results svg.heatmap")
         )
         shown = browser.find_element(By.CSS_SELECTOR, "#results .translation")
         shown = shown.get_attribute("textContent")
+        cells = browser.find_elements(By.CSS_SELECTOR, "#results svg.heatmap rect.cell")
+        labels = browser.find_elements(By.CSS_SELECTOR, "#results svg.heatmap text")
         open_page_errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         screenshot_path.write_bytes(browser.get_screenshot_as_png())
 
     assert not open_page_errors
-    assert shown == translator.translate(["Go."])[0]
+    assert shown == attention.translate(["Go."])[0]
+    weights = answer.json()["results"][0]["hypotheses"][0]["attention"]
+    rows, columns = len(weights["output_tokens"]), len(weights["source_tokens"])
+    assert len(cells) == rows * columns
+    assert len(labels) == rows + columns
 
 
 # The command line -----------------------------------------------------------------------------
