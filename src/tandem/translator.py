@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import os
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ WINDOW_BATCHES = 16
 DECODE_THREADS = max(1, min(2, os.cpu_count() or 1))
 # Masked models pad each batch's sources to a multiple of this, not to the longest source.
 SOURCE_BUCKET = 8
+# Compiled programs kept; beyond, the least recently used is dropped (each setting compiles).
+COMPILED_PROGRAMS = 64
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,7 @@ class Translator:
         self.config = loaded.config
         self.manifest = loaded.manifest
         self.path = loaded.path
-        self._compiled: dict[tuple, object] = {}
+        self._compiled: OrderedDict[tuple, Callable] = OrderedDict()
 
     @classmethod
     def from_dir(cls, path: str | Path) -> Translator:
@@ -330,10 +333,7 @@ class Translator:
             list(sources), self.source_vocab, self.max_source_length
         )
         targets = [self.target_vocab.encode(text)[: max_length - 1] + [END_ID] for text in outputs]
-        key = ("attention", max_length)
-        if key not in self._compiled:
-            attend = _forced_attention(self.model, max_length)
-            self._compiled[key] = compile_stateless(attend, self.model.variables)
+        attend = self._program(("attention", max_length), _forced_attention, max_length)
         results = []
         for start in range(0, len(targets), DecodeConfig().batch_size):
             rows = range(start, min(start + DecodeConfig().batch_size, len(targets)))
@@ -345,7 +345,7 @@ class Translator:
             for position, row in enumerate(rows):
                 target_batch[position, : len(targets[row])] = targets[row]
             longest = np.int32(max(len(targets[row]) for row in rows))
-            weights = ops.convert_to_numpy(self._compiled[key](source_batch, target_batch, longest))
+            weights = ops.convert_to_numpy(attend(source_batch, target_batch, longest))
             for position, row in enumerate(rows):
                 source = source_ids[row, : min(lengths[row], steps)]
                 results.append(
@@ -421,7 +421,17 @@ class Translator:
         strategy = STRATEGIES[decode.strategy]
         settings = tuple(getattr(decode, name) for name in strategy.settings)
         key = (decode.strategy, decode.batch_size, max_length, *settings)
-        if key not in self._compiled:
-            search = strategy.build(self.model, decode, max_length)
-            self._compiled[key] = compile_stateless(search, self.model.variables)
+        return self._program(key, strategy.build, decode, max_length)
+
+    def _program(self, key: tuple, build: Callable, *args) -> Callable:
+        """The compiled `build(model, *args)`, built once per key and kept while it is among
+        the COMPILED_PROGRAMS used last (so that settings varied without end, as a server's
+        clients may vary them, do not hold memory without end)."""
+        if key in self._compiled:
+            self._compiled.move_to_end(key)
+        else:
+            function = build(self.model, *args)
+            self._compiled[key] = compile_stateless(function, self.model.variables)
+            if len(self._compiled) > COMPILED_PROGRAMS:
+                self._compiled.popitem(last=False)
         return self._compiled[key]

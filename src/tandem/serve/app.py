@@ -55,6 +55,22 @@ class HypothesisOut(BaseModel):
     attention: AttentionOut | None = None  # asked for with "attention": true
 
 
+class Problem(BaseModel):
+    """A refusal: what was wrong, in words (or FastAPI's list of validation errors)."""
+
+    detail: str | list[dict]
+
+
+# The refusals /v1/translate documents, each with its reason.
+REFUSALS = {
+    404: "the model asked for is not served",
+    413: "the body is over --max-body-bytes",
+    422: "the body is not a valid request, or over a limit (named)",
+    503: "the queue is full (--max-queue): retry after Retry-After seconds",
+    504: "decoding took longer than --decode-timeout-s",
+}
+
+
 class Options(NamedTuple):
     """What a batch's group shares besides its model: requests differing in these are
     decoded apart."""
@@ -212,7 +228,11 @@ def _add_routes(app: FastAPI, models, settings: ServeSettings, state: dict) -> N
             ],
         }
 
-    @app.post("/v1/translate", response_model=TranslateResponse)
+    @app.post(
+        "/v1/translate",
+        response_model=TranslateResponse,
+        responses={code: {"model": Problem, "description": why} for code, why in REFUSALS.items()},
+    )
     async def translate(request: TranslateRequest) -> dict:
         name = _model_name(request.model, models)
         options = Options(_check_request(request, settings), request.attention)
