@@ -183,6 +183,23 @@ def test_attention_weights_cover_source_by_generated_tokens(family, request):  #
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("family", ["attention", "transformer"])
+def test_the_translators_attention_is_the_traced_attention(family, request):
+    translator = request.getfixturevalue(family)
+    trace = explain(translator, "Hello!").trace
+    [attention] = translator.attention(["Hello!"], [trace.output])
+    weights = np.array(attention.weights)
+    assert weights.shape == (len(trace.steps), len(attention.source_tokens))
+    assert attention.source_tokens == trace.source_tokens
+    np.testing.assert_allclose(weights, np.array(trace.attention)[:, : weights.shape[1]], atol=1e-5)
+
+
+def test_a_model_without_attention_says_so(seed):
+    assert not seed.has_attention
+    with pytest.raises(ValueError, match="no attention"):
+        seed.attention(["Go."], ["Va !"])
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_teacher_forcing_shows_the_shifted_target(family, request):
     trace = explain(request.getfixturevalue(family), "Go.").trace
