@@ -27,7 +27,8 @@ from tandem.version import __version__
 
 # uvicorn configures this logger, so the warm-up lines appear with its own.
 log = logging.getLogger("uvicorn.error")
-WARM_UP_TEXT = "Go."
+# Above 8 rows, batches are decoded at multiples of this (see `batch_rows`).
+BATCH_STEP = 8
 
 
 class TranslateRequest(BaseModel):
@@ -105,9 +106,10 @@ def create_app(models: dict[str, Translator], settings: ServeSettings | None = N
 
     def translate(name: str, options: Options, texts: list[str]) -> list[dict]:
         translator = models[name]
-        # The batch's rows: the power of two that holds it (1, 2, 4, ... max_batch_size),
-        # each shape compiled at warm-up, so one request alone decodes in a batch of one.
-        rows = min(settings.max_batch_size, 1 << (len(texts) - 1).bit_length())
+        # The batch's rows: the smallest of `batch_rows` that holds it, each compiled at
+        # warm-up, so that one request alone decodes in a batch of one.
+        sizes = batch_rows(settings.max_batch_size)
+        rows = next((size for size in sizes if size >= len(texts)), sizes[-1])
         decode = dataclasses.replace(options.decode, batch_size=rows)
         translations = list(translator.translate_stream(texts, decode))
         answers = [dataclasses.asdict(translation) for translation in translations]
@@ -170,10 +172,15 @@ def _warm_up(batcher: Batcher, models, settings: ServeSettings, state: dict) -> 
 
 
 def batch_rows(max_batch_size: int) -> list[int]:
-    """The batch sizes the server decodes at: powers of two below `max_batch_size`, and it."""
-    return [1 << n for n in range(max_batch_size.bit_length()) if 1 << n < max_batch_size] + [
-        max_batch_size
-    ]
+    """The batch sizes the server decodes at: 1, 2, 4, 8, then multiples of 8, up to
+    `max_batch_size` (a batch of 22 pays for 24 rows, not 32).
+
+    Example:
+        >>> batch_rows(32)
+        [1, 2, 4, 8, 16, 24, 32]
+    """
+    sizes = [1, 2, 4] + list(range(8, max_batch_size, BATCH_STEP))
+    return [size for size in sizes if size < max_batch_size] + [max_batch_size]
 
 
 def _decode_config(settings: ServeSettings, **options) -> DecodeConfig:
