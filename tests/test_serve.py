@@ -140,7 +140,8 @@ def translator(tiny_model_dir) -> Translator:
     return Translator.from_dir(tiny_model_dir)
 
 
-SETTINGS = ServeSettings(max_body_bytes=2_000, max_inputs=4, max_input_chars=50)
+# Batches of 4 at most: three batch sizes (1, 2, 4) compiled at each warm-up.
+SETTINGS = ServeSettings(max_body_bytes=2_000, max_inputs=4, max_input_chars=50, max_batch_size=4)
 
 
 @pytest.fixture(scope="module")
@@ -279,7 +280,7 @@ def test_model_may_be_left_out_only_when_one_is_served(translator):
 
 
 def test_a_decode_over_its_time_budget_is_504(translator):
-    settings = ServeSettings(decode_timeout_s=0.05, max_wait_ms=500)
+    settings = ServeSettings(decode_timeout_s=0.05, max_wait_ms=500, max_batch_size=4)
     with TestClient(create_app({"tiny": translator}, settings)) as client:
         wait_ready(client.get)
         response = client.post("/v1/translate", json={"inputs": ["Go."]})
@@ -289,7 +290,7 @@ def test_a_decode_over_its_time_budget_is_504(translator):
 
 
 def test_a_full_queue_is_503_with_retry_after(translator):
-    settings = ServeSettings(max_queue=1, max_wait_ms=0)
+    settings = ServeSettings(max_queue=1, max_wait_ms=0, max_batch_size=4)
     app = create_app({"tiny": translator}, settings)
     with TestClient(app) as client:
         wait_ready(client.get)
@@ -405,7 +406,7 @@ def test_sigterm_answers_the_requests_in_flight_and_exits_0(tiny_model_dir, tmp_
     port = free_port()
     log = tmp_path / "serve.log"
     command = [sys.executable, "-m", "tandem", "serve", f"tiny={tiny_model_dir}"]
-    command += ["--port", str(port), "--max-wait-ms", "1500"]
+    command += ["--port", str(port), "--max-wait-ms", "1500", "--max-batch-size", "4"]
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     with log.open("w") as output:
         process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
