@@ -333,9 +333,7 @@ def attention_client(attention):
 
 
 def test_attention_weights_are_the_models(attention_client, attention):
-    from tandem.explain import explain
-
-    texts = ["Hello!", "Go."]
+    texts = ["Hello!", "Go."]  # test_explain checks Translator.attention against the trace
     response = attention_client.post("/v1/translate", json={"inputs": texts, "attention": True})
 
     assert response.status_code == 200, response.text
@@ -343,16 +341,13 @@ def test_attention_weights_are_the_models(attention_client, attention):
         weights = result["hypotheses"][0]["attention"]
         source_tokens, output_tokens = weights["source_tokens"], weights["output_tokens"]
         matrix = np.array(weights["weights"])
-        assert source_tokens == [
-            attention.source_vocab.itos[i] for i in attention.source_vocab.encode(text)
-        ]
+        vocab = attention.source_vocab
+        assert source_tokens == [vocab.itos[i] for i in vocab.encode(text)]
         assert output_tokens[-1] == "</s>"
         assert matrix.shape == (len(output_tokens), len(source_tokens))
         np.testing.assert_allclose(matrix.sum(axis=1), 1.0, atol=1e-5)
-        trace = explain(attention, text).trace  # the greedy decode, step by step in numpy
-        assert len(trace.steps) == len(output_tokens)
-        explained = np.array(trace.attention)[:, : len(source_tokens)]
-        np.testing.assert_allclose(matrix, explained, atol=1e-5)
+        [expected] = attention.attention([text], [result["hypotheses"][0]["text"]])
+        np.testing.assert_allclose(matrix, np.array(expected.weights), atol=1e-6)
 
 
 def test_every_beam_hypothesis_gets_its_attention(attention_client, attention):
@@ -379,8 +374,8 @@ def test_no_request_compiles_after_warm_up(attention_client):
             response = attention_client.post("/v1/translate", json={"inputs": texts})
             assert response.status_code == 200, response.text
     after_greedy = len(traced)
-    beam = {"inputs": ["Go."], "strategy": "beam", "beam_size": 2}  # a setting not warmed up
-    assert attention_client.post("/v1/translate", json=beam).status_code == 200
+    short = {"inputs": ["Go."], "max_length": 3}  # a setting not warmed up
+    assert attention_client.post("/v1/translate", json=short).status_code == 200
     listening[0] = False
 
     assert after_greedy == 0

@@ -29,7 +29,7 @@ DECODE_THREADS = max(1, min(2, os.cpu_count() or 1))
 # Masked models pad each batch's sources to a multiple of this, not to the longest source.
 SOURCE_BUCKET = 8
 # Compiled programs kept; beyond, the least recently used is dropped (each setting compiles).
-COMPILED_PROGRAMS = 64
+COMPILED_PROGRAMS = 32
 
 
 @dataclass(frozen=True)
