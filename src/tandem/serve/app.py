@@ -163,6 +163,7 @@ def _warm_up(batcher: Batcher, models, settings: ServeSettings, state: dict) -> 
             for rows in batch_rows(settings.max_batch_size):
                 decode = _decode_config(settings, batch_size=rows)
                 shapes += batcher.call(translator.warm_up, decode).result()
+            batcher.call(getattr, translator, "has_attention").result()  # read once, here
             log.info("tandem serve: model %s warmed up (%d shapes compiled)", name, shapes)
     except Exception:  # the service stays unready (503), and says why in its log
         log.exception("tandem serve: warm-up failed")
