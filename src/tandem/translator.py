@@ -9,6 +9,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -292,10 +293,13 @@ class Translator:
             streams[: len(rows)] = first_text + rows
             batches.append((rows, batch, streams))
         # Small batches leave cores idle; the backend releases the GIL, so two threads keep
-        # two batches computing at once. The search is compiled before the threads start.
+        # two batches computing at once. The search is compiled before the threads start; a
+        # single batch (a server's request) is decoded here, without starting threads.
         self._decoder(decode, decode.max_length or self.max_target_length)
-        with ThreadPoolExecutor(max_workers=DECODE_THREADS) as pool:
-            outputs = pool.map(lambda job: self._decode_batch(job[1], decode, job[2]), batches)
+        threads = min(DECODE_THREADS, len(batches))
+        with ThreadPoolExecutor(max_workers=threads) if threads > 1 else nullcontext() as pool:
+            decode_one = lambda job: self._decode_batch(job[1], decode, job[2])  # noqa: E731
+            outputs = pool.map(decode_one, batches) if pool else map(decode_one, batches)
             results: list[Translation | None] = [None] * len(texts)
             for (rows, _, _), (tokens, scores) in zip(batches, outputs, strict=True):
                 for position, row in enumerate(rows):
