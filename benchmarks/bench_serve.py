@@ -1,8 +1,9 @@
 """`tandem serve` under load on loopback: latency and throughput at concurrency 1, 8 and 32.
 
-Starts the server on a model directory (default: the model `make bench-seed` trains), sends a
-bounded number of one-sentence requests at each concurrency, and reports latency percentiles,
-throughput, errors and the server's resident memory before and after.
+Starts the server on a model directory (default: the seed-regime attention model that
+`make bench-tatoeba` trains), sends one-sentence requests at each concurrency (1,000 per level
+by default), the sentences drawn from the Tatoeba eng-fra dev and test sources, and reports
+latency percentiles, throughput, errors and the server's resident memory before and after.
 
     python benchmarks/bench_serve.py --output benchmarks/results/serve.json
 """
@@ -10,6 +11,7 @@ throughput, errors and the server's resident memory before and after.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import socket
@@ -25,9 +27,9 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tandem  # noqa: E402, F401 - chooses the Keras backend before common.machine imports Keras
-from common import ROOT, machine, require, write_json  # noqa: E402
+from common import ROOT, TATOEBA, machine, require, write_json  # noqa: E402
 
-SENTENCES = ["Go.", "I see.", "Help me!", "We lost.", "Who is he?", "I'm tired.", "Come home."]
+MODEL_DIR = ROOT / "benchmarks" / "models" / "tatoeba" / "seed-regime"
 CONCURRENCY = (1, 8, 32)
 STARTUP_TIMEOUT_S = 300.0
 
@@ -59,13 +61,37 @@ def wait_ready(http: httpx.Client, server: subprocess.Popen) -> None:
     sys.exit(f"the server was not ready within {STARTUP_TIMEOUT_S} s")
 
 
-def load(http: httpx.Client, concurrency: int, requests: int) -> dict:
-    """`requests` one-sentence requests, `concurrency` at a time: latencies and errors."""
+def sentences(data: Path, count: int, seed: int = 0) -> list[str]:
+    """`count` sources drawn (with a fixed seed) from the dev and test files' distinct ones."""
+    sources = sorted(
+        {
+            line.split("\t", 1)[0]
+            for name in ("dev.tsv", "test.tsv")
+            for line in (data / name).read_text(encoding="utf-8").splitlines()
+            if "\t" in line
+        }
+    )
+    rng = np.random.default_rng(seed)
+    return [sources[i] for i in rng.integers(0, len(sources), count)]
 
-    def one(number: int) -> tuple[float, bool]:
+
+def model_ready(model_dir: Path) -> str | None:
+    """Why `model_dir` cannot be served yet, or None."""
+    if not (model_dir / "config.json").is_file() or not (model_dir / "model.keras").is_file():
+        return f"no trained model in {model_dir} (make bench-tatoeba trains it)"
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    if manifest.get("complete") is not True:
+        return f"{model_dir} is still being trained"
+    return None
+
+
+def load(http: httpx.Client, concurrency: int, texts: list[str]) -> dict:
+    """One one-sentence request per text, `concurrency` at a time: latencies and errors."""
+
+    def one(text: str) -> tuple[float, bool]:
         start = time.perf_counter()
         try:
-            response = http.post("/v1/translate", json={"inputs": [SENTENCES[number % 7]]})
+            response = http.post("/v1/translate", json={"inputs": [text]})
             ok = response.status_code == 200
         except httpx.HTTPError:
             ok = False
@@ -73,11 +99,11 @@ def load(http: httpx.Client, concurrency: int, requests: int) -> dict:
 
     start = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        outcomes = list(pool.map(one, range(requests)))
+        outcomes = list(pool.map(one, texts))
     seconds = time.perf_counter() - start
     latencies = np.array([ms for ms, ok in outcomes if ok])
     return {
-        "requests": requests,
+        "requests": len(texts),
         "errors": sum(not ok for _, ok in outcomes),
         "p50_ms": float(np.percentile(latencies, 50)) if latencies.size else None,
         "p99_ms": float(np.percentile(latencies, 99)) if latencies.size else None,
@@ -87,12 +113,15 @@ def load(http: httpx.Client, concurrency: int, requests: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-dir", default=str(ROOT / "benchmarks" / "models" / "seed"))
-    parser.add_argument("--requests", type=int, default=200, help="requests per concurrency")
-    parser.add_argument("--max-wait-ms", default="5")
+    parser.add_argument("--model-dir", default=str(MODEL_DIR))
+    parser.add_argument("--requests", type=int, default=1000, help="requests per concurrency")
+    parser.add_argument("--max-wait-ms", default="0")
     parser.add_argument("--output")
     args = parser.parse_args()
-    model_dir = require(Path(args.model_dir))
+    model_dir = Path(args.model_dir)
+    if reason := model_ready(model_dir):
+        sys.exit(f"bench-serve skipped: {reason}")
+    texts = sentences(require(TATOEBA), args.requests * len(CONCURRENCY))
     port = free_port()
     command = [sys.executable, "-m", "tandem", "serve", str(model_dir), "--port", str(port)]
     command += ["--max-wait-ms", args.max_wait_ms, "--max-queue", "1024"]
@@ -105,7 +134,11 @@ def main() -> None:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, limits=limits) as http:
             wait_ready(http, server)
             rss_before = rss_mb(server.pid)
-            levels = {c: load(http, c, args.requests) for c in CONCURRENCY}
+            http.post("/v1/translate", json={"inputs": texts[:1]})  # the connection opened
+            levels = {
+                c: load(http, c, texts[level * args.requests : (level + 1) * args.requests])
+                for level, c in enumerate(CONCURRENCY)
+            }
             rss_after = rss_mb(server.pid)
         server.send_signal(signal.SIGTERM)
         exit_code = server.wait(timeout=60)
@@ -117,6 +150,8 @@ def main() -> None:
         "command": " ".join(sys.argv),
         "model_dir": str(model_dir),
         "max_wait_ms": float(args.max_wait_ms),
+        "requests_per_level": args.requests,
+        "sentences": f"{TATOEBA.name} dev and test sources, drawn with seed 0",
         "errors": sum(level["errors"] for level in levels.values()),
         "p50_ms_c1": levels[1]["p50_ms"],
         "p99_ms_c1": levels[1]["p99_ms"],

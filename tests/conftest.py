@@ -80,6 +80,21 @@ def tiny_model_dir(tmp_path_factory, tiny_tsv) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_attention_dir(tmp_path_factory) -> Path:
+    """A GRU with dot attention and input feeding, trained a few epochs on TINY_PAIRS."""
+    from tandem.config import Config
+    from tandem.training import train
+
+    config = Config().replace(
+        "model", cell="gru", attention="dot", input_feeding=True, latent_dim=8, embedding_dim=8
+    )
+    config = config.replace("train", epochs=3, batch_size=4, validation_split=0.0)
+    output = tmp_path_factory.mktemp("models") / "attention"
+    train(TINY_PAIRS, config, output, verbose=0)
+    return output
+
+
+@pytest.fixture(scope="session")
 def tiny_transformer_dir(tmp_path_factory, tiny_tsv) -> Path:
     """A small Transformer trained for a few epochs on TINY_PAIRS, with its warm-up schedule."""
     from tandem.config import Config

@@ -27,19 +27,8 @@ def transformer(tiny_transformer_dir):
 
 
 @pytest.fixture(scope="module")
-def attention_dir(tmp_path_factory):
-    """A GRU with dot attention and input feeding, trained a few epochs on the tiny pairs."""
-    from conftest import TINY_PAIRS
-    from tandem.config import Config
-    from tandem.training import train
-
-    config = Config().replace(
-        "model", cell="gru", attention="dot", input_feeding=True, latent_dim=8, embedding_dim=8
-    )
-    config = config.replace("train", epochs=3, batch_size=4, validation_split=0.0)
-    output = tmp_path_factory.mktemp("models") / "attention"
-    train(TINY_PAIRS, config, output, verbose=0)
-    return output
+def attention_dir(tiny_attention_dir):
+    return tiny_attention_dir
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +181,23 @@ def test_attention_weights_cover_source_by_generated_tokens(family, request):  #
     source, _ = source_array(translator, "Hello!")
     assert weights.shape[1] == source.shape[1]
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["attention", "transformer"])
+def test_the_translators_attention_is_the_traced_attention(family, request):
+    translator = request.getfixturevalue(family)
+    trace = explain(translator, "Hello!").trace
+    [attention] = translator.attention(["Hello!"], [trace.output])
+    weights = np.array(attention.weights)
+    assert weights.shape == (len(trace.steps), len(attention.source_tokens))
+    assert attention.source_tokens == trace.source_tokens
+    np.testing.assert_allclose(weights, np.array(trace.attention)[:, : weights.shape[1]], atol=1e-5)
+
+
+def test_a_model_without_attention_says_so(seed):
+    assert not seed.has_attention
+    with pytest.raises(ValueError, match="no attention"):
+        seed.attention(["Go."], ["Va !"])
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -15,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import jax
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -86,6 +89,25 @@ def test_groups_by_model_and_options_and_a_failing_group_fails_only_its_requests
     ]
 
 
+def test_a_lone_request_waits_for_nothing_and_those_arriving_meanwhile_are_the_next_batch():
+    fake = FakeTranslate()
+    started, release = threading.Event(), threading.Event()
+
+    def held(model, options, texts):
+        started.set()
+        release.wait(10)
+        return fake(model, options, texts)
+
+    with running(Batcher(held, max_batch_size=16, max_wait_ms=0, max_queue=16)) as batcher:
+        first = batcher.submit("m", "o", ["a"])
+        assert started.wait(10)  # decoding "a" alone, without waiting for others
+        later = [batcher.submit("m", "o", [text]) for text in ("b", "cc")]
+        release.set()
+        assert [f.result(timeout=10) for f in [first, *later]] == [["m:A"], ["m:B"], ["m:CC"]]
+
+    assert [texts for _, _, texts in fake.calls] == [["a"], ["cc", "b"]]
+
+
 def test_a_batch_holds_at_most_max_batch_size_sentences():
     fake = FakeTranslate()
     with running(Batcher(fake, max_batch_size=3, max_wait_ms=200, max_queue=16)) as batcher:
@@ -118,7 +140,8 @@ def translator(tiny_model_dir) -> Translator:
     return Translator.from_dir(tiny_model_dir)
 
 
-SETTINGS = ServeSettings(max_body_bytes=2_000, max_inputs=4, max_input_chars=50)
+# Batches of 4 at most: three batch sizes (1, 2, 4) compiled at each warm-up.
+SETTINGS = ServeSettings(max_body_bytes=2_000, max_inputs=4, max_input_chars=50, max_batch_size=4)
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +193,7 @@ def test_health_models_docs_and_page(client, translator):
             "family": translator.config.model.family,
             "source_vocabulary_size": len(translator.source_vocab),
             "target_vocabulary_size": len(translator.target_vocab),
+            "attention": False,
         }
     ]
     assert "tandem_version" in models
@@ -231,7 +255,9 @@ def test_input_limits(client, inputs, status, named):
         (b'{"inputs": ["Go."], "strategy": "best"}', 422, None),
         (b'{"inputs": ["Go."], "model": "nope"}', 404, "tiny"),
         (b'{"inputs": ["Go."], "beam_size": 3}', 422, "beam"),
-        (b'{"inputs": ["Go."], "attention": true}', 501, "attention"),
+        (b'{"inputs": ["Go."], "attention": true}', 422, "model 'tiny' has no attention"),
+        (b'{"inputs": ["Go."], "strategy": "beam", "beam_size": 17}', 422, "--max-beam-size"),
+        (b'{"inputs": ["Go."], "max_length": 257}', 422, "--max-decode-length"),
     ],
 )
 def test_bad_requests_are_refused_by_name(client, body, status, named):
@@ -254,7 +280,7 @@ def test_model_may_be_left_out_only_when_one_is_served(translator):
 
 
 def test_a_decode_over_its_time_budget_is_504(translator):
-    settings = ServeSettings(decode_timeout_s=0.05, max_wait_ms=500)
+    settings = ServeSettings(decode_timeout_s=0.05, max_wait_ms=500, max_batch_size=4)
     with TestClient(create_app({"tiny": translator}, settings)) as client:
         wait_ready(client.get)
         response = client.post("/v1/translate", json={"inputs": ["Go."]})
@@ -264,7 +290,7 @@ def test_a_decode_over_its_time_budget_is_504(translator):
 
 
 def test_a_full_queue_is_503_with_retry_after(translator):
-    settings = ServeSettings(max_queue=1, max_wait_ms=0)
+    settings = ServeSettings(max_queue=1, max_wait_ms=0, max_batch_size=4)
     app = create_app({"tiny": translator}, settings)
     with TestClient(app) as client:
         wait_ready(client.get)
@@ -291,6 +317,71 @@ def test_a_full_queue_is_503_with_retry_after(translator):
     assert "--max-queue" in refused.json()["detail"]
 
 
+# Attention weights, and warm-up, on a model with attention --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def attention(tiny_attention_dir) -> Translator:
+    return Translator.from_dir(tiny_attention_dir)
+
+
+@pytest.fixture(scope="module")
+def attention_client(attention):
+    with TestClient(create_app({"att": attention}, ServeSettings(max_batch_size=4))) as client:
+        wait_ready(client.get)
+        yield client
+
+
+def test_attention_weights_are_the_models(attention_client, attention):
+    texts = ["Hello!", "Go."]  # test_explain checks Translator.attention against the trace
+    response = attention_client.post("/v1/translate", json={"inputs": texts, "attention": True})
+
+    assert response.status_code == 200, response.text
+    for text, result in zip(texts, response.json()["results"], strict=True):
+        weights = result["hypotheses"][0]["attention"]
+        source_tokens, output_tokens = weights["source_tokens"], weights["output_tokens"]
+        matrix = np.array(weights["weights"])
+        vocab = attention.source_vocab
+        assert source_tokens == [vocab.itos[i] for i in vocab.encode(text)]
+        assert output_tokens[-1] == "</s>"
+        assert matrix.shape == (len(output_tokens), len(source_tokens))
+        np.testing.assert_allclose(matrix.sum(axis=1), 1.0, atol=1e-5)
+        [expected] = attention.attention([text], [result["hypotheses"][0]["text"]])
+        np.testing.assert_allclose(matrix, np.array(expected.weights), atol=1e-6)
+
+
+def test_every_beam_hypothesis_gets_its_attention(attention_client, attention):
+    request = {"inputs": ["Wait!"], "strategy": "beam", "beam_size": 3, "nbest": 2}
+    response = attention_client.post("/v1/translate", json={**request, "attention": True})
+
+    assert response.status_code == 200, response.text
+    hypotheses = response.json()["results"][0]["hypotheses"]
+    assert len(hypotheses) == 2
+    for hypothesis in hypotheses:
+        [expected] = attention.attention(["Wait!"], [hypothesis["text"]])
+        assert hypothesis["attention"] == json.loads(json.dumps(dataclasses.asdict(expected)))
+
+
+def test_no_request_compiles_after_warm_up(attention_client):
+    traced, listening = [], [True]
+    jax.monitoring.register_event_duration_secs_listener(  # stays registered: switched off below
+        lambda event, seconds, **_: listening[0] and "trace" in event and traced.append(event)
+    )
+    inputs = ["Go.", "Hello!", "I see.", "Stop!", "Go on."]
+    for count in (1, 2, 3, 4):  # every batch size up to --max-batch-size, sources of all lengths
+        for start in (0, 1):
+            texts = inputs[start : start + count]
+            response = attention_client.post("/v1/translate", json={"inputs": texts})
+            assert response.status_code == 200, response.text
+    after_greedy = len(traced)
+    short = {"inputs": ["Go."], "max_length": 3}  # a setting not warmed up
+    assert attention_client.post("/v1/translate", json=short).status_code == 200
+    listening[0] = False
+
+    assert after_greedy == 0
+    assert len(traced) > 0  # ...does compile, and the listener sees it
+
+
 # A real server: SIGTERM, and the page in a browser -------------------------------------------------
 
 
@@ -310,7 +401,7 @@ def test_sigterm_answers_the_requests_in_flight_and_exits_0(tiny_model_dir, tmp_
     port = free_port()
     log = tmp_path / "serve.log"
     command = [sys.executable, "-m", "tandem", "serve", f"tiny={tiny_model_dir}"]
-    command += ["--port", str(port), "--max-wait-ms", "1500"]
+    command += ["--port", str(port), "--max-wait-ms", "1500", "--max-batch-size", "4"]
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     with log.open("w") as output:
         process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
@@ -355,15 +446,16 @@ def serving(app):
         sock.close()
 
 
-def test_the_page_translates_in_a_browser(browser, translator, screenshot_path):
+def test_the_page_translates_in_a_browser_with_a_heatmap(browser, attention, screenshot_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     from browser import open_page
 
-    with serving(create_app({"tiny": translator}, SETTINGS)) as url:
+    with serving(create_app({"att": attention}, ServeSettings(max_batch_size=2))) as url:
         with httpx.Client(base_url=url, timeout=10) as http:
             wait_until_ready(http)
+            answer = http.post("/v1/translate", json={"inputs": ["Go."], "attention": True})
         report = open_page(browser, url + "/", screenshot_path)
         assert report.ok, str(report)
         WebDriverWait(browser, 10).until(
@@ -372,15 +464,21 @@ def test_the_page_translates_in_a_browser(browser, translator, screenshot_path):
         browser.find_element(By.ID, "text").send_keys("Go.")
         browser.find_element(By.ID, "translate").click()
         WebDriverWait(browser, 30).until(
-            lambda d: d.find_elements(By.CSS_SELECTOR, "#results .translation")
+            lambda d: d.find_elements(By.CSS_SELECTOR, "#results svg.heatmap")
         )
         shown = browser.find_element(By.CSS_SELECTOR, "#results .translation")
         shown = shown.get_attribute("textContent")
+        cells = browser.find_elements(By.CSS_SELECTOR, "#results svg.heatmap rect.cell")
+        labels = browser.find_elements(By.CSS_SELECTOR, "#results svg.heatmap text")
         open_page_errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         screenshot_path.write_bytes(browser.get_screenshot_as_png())
 
     assert not open_page_errors
-    assert shown == translator.translate(["Go."])[0]
+    assert shown == attention.translate(["Go."])[0]
+    weights = answer.json()["results"][0]["hypotheses"][0]["attention"]
+    rows, columns = len(weights["output_tokens"]), len(weights["source_tokens"])
+    assert len(cells) == rows * columns
+    assert len(labels) == rows + columns
 
 
 # The command line -----------------------------------------------------------------------------

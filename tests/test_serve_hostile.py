@@ -34,6 +34,10 @@ MAX_QUEUE = 2
 FLAGS = ["--max-body-bytes", str(MAX_BODY_BYTES), "--max-queue", str(MAX_QUEUE)]
 FLAGS += ["--max-inputs", "4", "--max-input-chars", "50", "--max-batch-size", "4"]
 FLAGS += ["--decode-timeout-s", "10"]
+MAX_BEAM_SIZE, MAX_LENGTH = 16, 256  # the defaults of --max-beam-size and --max-decode-length
+FLAGS += ["--max-beam-size", str(MAX_BEAM_SIZE), "--max-decode-length", str(MAX_LENGTH)]
+SCHEMATHESIS_CASES = 150  # for /v1/translate, half positive, half negative, within the budget
+SCHEMATHESIS_BUDGET_S = 25.0
 CHECK_TEXTS = ["Go.", "Hi.", "Run!"]
 TRIED: dict[str, tuple[int, Counter]] = {}  # class -> (cases, outcomes)
 
@@ -89,6 +93,10 @@ def server(tiny_model_dir, tmp_path_factory):
             time.sleep(0.2)
         for _ in range(20):  # warm-up: the memory baseline is taken after it
             server.assert_correct()
+        # A setting not warmed up compiles, and the compiler's memory stays with the process:
+        # the baseline holds it, whether the warm-up compiled or read JAX's cache.
+        beam = {"inputs": ["Go."], "strategy": "beam", "beam_size": 3, "alpha": 0.3}
+        assert server.http.post("/v1/translate", json=beam).status_code == 200
         server.rss_before_mb = rss_mb(process.pid)
         yield server
         assert "Traceback" not in log.read_text(), log.read_text()
@@ -179,6 +187,44 @@ def test_bodies_from_the_schema_get_sound_answers(server, body):
 def test_the_schema_covers_the_fields_fuzzed(server):
     schema = server.http.get("/openapi.json").json()["components"]["schemas"]["TranslateRequest"]
     assert set(schema["properties"]) == set(FIELDS)
+    server.assert_correct()
+
+
+# 1b. Cases schemathesis draws from the OpenAPI document ---------------------------------------
+
+
+def test_schemathesis_cases_get_no_5xx_and_answers_that_match_the_schema(server):
+    import schemathesis
+    from hypothesis.errors import Unsatisfiable
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import response_schema_conformance
+
+    base_url = f"http://127.0.0.1:{server.port}"
+    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    deadline = time.monotonic() + SCHEMATHESIS_BUDGET_S
+    checks = [not_a_server_error, response_schema_conformance]
+    name = "schemathesis cases from /openapi.json (positive and negative)"
+    for operation in operations:
+        for mode in schemathesis.GenerationMode:
+
+            @settings(
+                max_examples=SCHEMATHESIS_CASES // 2,  # a GET without parameters has one
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+                database=None,
+                derandomize=True,
+            )
+            @given(case=operation.as_strategy(generation_mode=mode))
+            def call(case):
+                if time.monotonic() > deadline:
+                    return  # the budget is spent: the remaining examples send nothing
+                response = case.call(base_url=base_url, timeout=30)
+                record(name, response.status_code)
+                case.validate_response(response, checks=checks)
+
+            with contextlib.suppress(Unsatisfiable):  # nothing negative in a parameterless GET
+                call()
     server.assert_correct()
 
 
@@ -330,7 +376,41 @@ def test_a_flood_past_the_queue_gets_503s_and_no_500(server):
     server.assert_correct()
 
 
-# 6. Memory, after all the above ------------------------------------------------------------------
+# 6. The biggest decodes inside the limits, and just over them ----------------------------------
+
+
+def test_the_biggest_decode_within_the_limits_is_answered_and_the_worker_moves_on(server):
+    biggest = {
+        "inputs": ["w" * 50] * 4,  # --max-inputs texts of --max-input-chars characters
+        "strategy": "beam",
+        "beam_size": MAX_BEAM_SIZE,
+        "nbest": MAX_BEAM_SIZE,
+        "max_length": MAX_LENGTH,
+    }
+    response = server.http.post("/v1/translate", json=biggest)
+    record("the biggest decode the limits allow", response.status_code)
+    assert response.status_code in (200, 504), response.text
+    server.assert_correct()  # the worker is not held for minutes afterwards
+
+
+@pytest.mark.parametrize(
+    "field, value, flag",
+    [
+        ("beam_size", MAX_BEAM_SIZE + 1, "--max-beam-size"),
+        ("max_length", MAX_LENGTH + 1, "--max-decode-length"),
+    ],
+)
+def test_a_decode_just_over_the_limits_is_422_naming_them(server, field, value, flag):
+    body = {"inputs": ["Go."], field: value}
+    if field == "beam_size":
+        body["strategy"] = "beam"
+    response = server.http.post("/v1/translate", json=body)
+    record("decodes just over --max-beam-size or --max-decode-length", response.status_code)
+    assert response.status_code == 422, response.text
+    assert flag in response.json()["detail"]
+
+
+# 7. Memory, after all the above ------------------------------------------------------------------
 
 
 def test_memory_stays_flat(server):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from keras import ops
 
 from tandem.config import DecodeConfig, decode_config
 from tandem.data.batching import encode_sources
+from tandem.data.vocabulary import END_ID, START_ID
 from tandem.decoding import beam_search, compile_stateless, greedy_search, sample
 from tandem.errors import OverlongSourceError, OverlongSourceWarning
 from tandem.model_dir import LoadedModel, load_model_dir
@@ -25,6 +29,8 @@ WINDOW_BATCHES = 16
 DECODE_THREADS = max(1, min(2, os.cpu_count() or 1))
 # Masked models pad each batch's sources to a multiple of this, not to the longest source.
 SOURCE_BUCKET = 8
+# Compiled programs kept; beyond, the least recently used is dropped (each setting compiles).
+COMPILED_PROGRAMS = 32
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,38 @@ STRATEGIES = {
 }
 
 
+def _forced_attention(model, max_length: int) -> Callable:
+    """The search's twin for attention: feed start then `target_ids`, as teacher forcing
+    does, and keep the attention weights of each step."""
+
+    def attend(source_ids, target_ids, length):  # (batch, steps), (batch, max_length), ()
+        state = model.encode(source_ids, max_length)
+        start = ops.full((ops.shape(target_ids)[0], 1), START_ID, dtype="int32")
+        fed = ops.concatenate([start, target_ids[:, :-1]], axis=1)  # (batch, max_length)
+        weights = ops.zeros((max_length, *ops.shape(source_ids)), dtype="float32")
+
+        def body(index, carry):
+            weights, state = carry
+            _, state = model.step(ops.take(fed, index, axis=1), state)
+            row = ops.cast(state["attention"], "float32")[None]  # (1, batch, steps)
+            return ops.slice_update(weights, (index, 0, 0), row), state
+
+        weights, _ = ops.fori_loop(0, length, body, (weights, state))
+        return ops.transpose(weights, (1, 0, 2))  # (batch, max_length, steps)
+
+    return attend
+
+
+@dataclass(frozen=True)
+class Attention:
+    """Where the model looked while writing an output: one row per output token (its end
+    included), one column per source token; each row sums to 1."""
+
+    source_tokens: list[str]
+    output_tokens: list[str]
+    weights: list[list[float]]  # (output tokens, source tokens)
+
+
 @dataclass(frozen=True)
 class Hypothesis:
     """One candidate translation."""
@@ -146,7 +184,7 @@ class Translator:
         self.config = loaded.config
         self.manifest = loaded.manifest
         self.path = loaded.path
-        self._compiled: dict[tuple, object] = {}
+        self._compiled: OrderedDict[tuple, Callable] = OrderedDict()
 
     @classmethod
     def from_dir(cls, path: str | Path) -> Translator:
@@ -248,25 +286,106 @@ class Translator:
             rows = order[start : start + decode.batch_size]
             # Fixed batch shapes keep one compiled program per decoding setting and source
             # bucket. Unmasked models (the seed) read padding, so they always see it all.
-            steps = self.max_source_length
-            if self.config.model.mask_padding:
-                longest = max(1, max(min(lengths[row], steps) for row in rows))
-                steps = min(steps, -(-longest // SOURCE_BUCKET) * SOURCE_BUCKET)
+            steps = self.source_steps(max(lengths[row] for row in rows))
             batch = np.zeros((decode.batch_size, steps), dtype=np.int32)
             batch[: len(rows)] = source_ids[rows, :steps]
             streams = np.zeros(decode.batch_size, dtype=np.uint32)  # rows of padding: any
             streams[: len(rows)] = first_text + rows
             batches.append((rows, batch, streams))
         # Small batches leave cores idle; the backend releases the GIL, so two threads keep
-        # two batches computing at once. The search is compiled before the threads start.
+        # two batches computing at once. The search is compiled before the threads start; a
+        # single batch (a server's request) is decoded here, without starting threads.
         self._decoder(decode, decode.max_length or self.max_target_length)
-        with ThreadPoolExecutor(max_workers=DECODE_THREADS) as pool:
-            outputs = pool.map(lambda job: self._decode_batch(job[1], decode, job[2]), batches)
+        threads = min(DECODE_THREADS, len(batches))
+        with ThreadPoolExecutor(max_workers=threads) if threads > 1 else nullcontext() as pool:
+            decode_one = lambda job: self._decode_batch(job[1], decode, job[2])  # noqa: E731
+            outputs = pool.map(decode_one, batches) if pool else map(decode_one, batches)
             results: list[Translation | None] = [None] * len(texts)
             for (rows, _, _), (tokens, scores) in zip(batches, outputs, strict=True):
                 for position, row in enumerate(rows):
                     results[row] = self._translation(texts[row], tokens[position], scores, position)
         return results
+
+    @functools.cached_property
+    def has_attention(self) -> bool:
+        """Whether the model attends to its source (attention RNNs, the Transformer): its
+        decoder state then carries the attention weights of the last step."""
+        source_ids = np.zeros((1, self.source_steps(1)), dtype=np.int32)
+        return "attention" in self.model.encode(source_ids, 1)
+
+    def attention(
+        self, sources: Sequence[str], outputs: Sequence[str], max_length: int | None = None
+    ) -> list[Attention]:
+        """The attention weights of the model writing each output for its source (the
+        output's tokens fed as teacher forcing feeds them), one `Attention` per pair.
+
+        Args:
+            sources: source texts.
+            outputs: a translation of each source, e.g. a `Hypothesis.text`.
+            max_length: the most output tokens, end included (default: the model's).
+        Raises:
+            ValueError: the model has no attention (`has_attention`).
+
+        Example:
+            >>> translator.attention(["Go."], ["Va !"])[0].output_tokens  # doctest: +SKIP
+            ['Va', '!', '</s>']
+        """
+        if not self.has_attention:
+            raise ValueError(f"{self.path}: the model has no attention")
+        max_length = max_length or self.max_target_length
+        source_ids, lengths = encode_sources(
+            list(sources), self.source_vocab, self.max_source_length
+        )
+        targets = [self.target_vocab.encode(text)[: max_length - 1] + [END_ID] for text in outputs]
+        attend = self._program(("attention", max_length), _forced_attention, max_length)
+        results = []
+        for start in range(0, len(targets), DecodeConfig().batch_size):
+            rows = range(start, min(start + DecodeConfig().batch_size, len(targets)))
+            batch = 1 << (len(rows) - 1).bit_length()  # a few compiled shapes at most
+            steps = self.source_steps(max(lengths[row] for row in rows))
+            source_batch = np.zeros((batch, steps), dtype=np.int32)
+            source_batch[: len(rows)] = source_ids[list(rows), :steps]
+            target_batch = np.zeros((batch, max_length), dtype=np.int32)
+            for position, row in enumerate(rows):
+                target_batch[position, : len(targets[row])] = targets[row]
+            longest = np.int32(max(len(targets[row]) for row in rows))
+            weights = ops.convert_to_numpy(attend(source_batch, target_batch, longest))
+            for position, row in enumerate(rows):
+                source = source_ids[row, : min(lengths[row], steps)]
+                results.append(
+                    Attention(
+                        source_tokens=[self.source_vocab.itos[i] for i in source],
+                        output_tokens=[self.target_vocab.itos[i] for i in targets[row]],
+                        weights=weights[position, : len(targets[row]), : len(source)].tolist(),
+                    )
+                )
+        return results
+
+    def source_steps(self, longest: int) -> int:
+        """Source steps of a batch whose longest source has `longest` tokens: masked models
+        pad to a multiple of SOURCE_BUCKET, unmasked ones (the seed) to the longest training
+        source, since they read the padding."""
+        steps = self.max_source_length
+        if self.config.model.mask_padding:
+            longest = max(1, min(longest, steps))
+            steps = min(steps, -(-longest // SOURCE_BUCKET) * SOURCE_BUCKET)
+        return steps
+
+    def warm_up(self, decode: DecodeConfig | None = None) -> int:
+        """Compile `decode`'s search for every source shape it can meet, so that no later
+        translation with the same settings and batch size compiles; returns the shapes.
+
+        Example:
+            >>> translator.warm_up(DecodeConfig(batch_size=1))  # doctest: +SKIP
+            2
+        """
+        decode = decode_config(decode)
+        shapes = sorted({self.source_steps(n) for n in range(1, self.max_source_length + 1)})
+        streams = np.zeros(decode.batch_size, dtype=np.uint32)
+        for steps in shapes:
+            source_ids = np.zeros((decode.batch_size, steps), dtype=np.int32)  # all padding
+            self._decode_batch(source_ids, decode, streams)
+        return len(shapes)
 
     def _translation(self, source: str, tokens: np.ndarray, scores, position: int) -> Translation:
         if not source.strip():  # as many (empty) hypotheses as any other source gets
@@ -306,7 +425,17 @@ class Translator:
         strategy = STRATEGIES[decode.strategy]
         settings = tuple(getattr(decode, name) for name in strategy.settings)
         key = (decode.strategy, decode.batch_size, max_length, *settings)
-        if key not in self._compiled:
-            search = strategy.build(self.model, decode, max_length)
-            self._compiled[key] = compile_stateless(search, self.model.variables)
+        return self._program(key, strategy.build, decode, max_length)
+
+    def _program(self, key: tuple, build: Callable, *args) -> Callable:
+        """The compiled `build(model, *args)`, built once per key and kept while it is among
+        the COMPILED_PROGRAMS used last (so that settings varied without end, as a server's
+        clients may vary them, do not hold memory without end)."""
+        if key in self._compiled:
+            self._compiled.move_to_end(key)
+        else:
+            function = build(self.model, *args)
+            self._compiled[key] = compile_stateless(function, self.model.variables)
+            if len(self._compiled) > COMPILED_PROGRAMS:
+                self._compiled.popitem(last=False)
         return self._compiled[key]

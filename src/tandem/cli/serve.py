@@ -11,7 +11,10 @@ from tandem.errors import TandemError
 
 HELP = {  # ServeSettings field -> its flag's help
     "max_batch_size": "sentences decoded in one batch",
-    "max_wait_ms": "how long a batch's first request waits for others (milliseconds)",
+    "max_wait_ms": "how long a batch that is not full waits for more requests (milliseconds; "
+    "0 decodes what is queued at once)",
+    "max_beam_size": "widest beam_size a request may ask for; wider get 422",
+    "max_decode_length": "largest max_length a request may ask for (tokens); larger get 422",
     "max_queue": "requests waiting at most; more get 503 with Retry-After",
     "max_body_bytes": "largest request body in bytes; larger get 413",
     "max_inputs": "most texts in one request; more get 422",

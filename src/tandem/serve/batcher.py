@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import time
@@ -25,20 +26,26 @@ class Job:
     options: Hashable
     texts: list[str]
     future: Future = field(default_factory=Future)
+    work: Callable[[], object] | None = None  # run alone instead of translating (`call`)
 
 
 _STOP = object()  # queued by close(): everything queued before it is decoded first
 
 
 class Batcher:
-    """Group requests arriving within `max_wait_ms` into batches of up to `max_batch_size`
-    sentences, decoded by one worker thread that alone calls `translate`.
+    """Group the requests waiting into batches of up to `max_batch_size` sentences, decoded
+    by one worker thread that alone calls `translate`.
+
+    The worker takes what is queued when it is free and decodes it at once: one request alone
+    waits for nothing, and those that arrive during a decode form the next batch, so batches
+    grow with the load. With `max_wait_ms` above 0, a batch that is not full first waits that
+    long for more requests (larger batches, at the cost of latency).
 
     Args:
         translate: `(model, options, texts) -> results`, called once per (model, options)
             group of a batch, with its texts sorted by length, longest first.
         max_batch_size: sentences per batch (a larger request is a batch of its own).
-        max_wait_ms: how long a batch's first request waits for more.
+        max_wait_ms: how long a batch that is not full waits for more requests (0: none).
         max_queue: requests waiting at most; `submit` refuses more with QueueFull.
 
     Example:
@@ -73,6 +80,13 @@ class Batcher:
             self._queue.put_nowait(job)
         except queue.Full:
             raise QueueFull(f"{self.max_queue} requests are waiting (--max-queue)") from None
+        return job.future
+
+    def call(self, work: Callable[[], object], *args) -> Future:
+        """Run `work(*args)` on the worker between batches (warm-up); its future gets the
+        result. Waits while the queue is full."""
+        job = Job("", None, [], work=functools.partial(work, *args))
+        self._queue.put(job)
         return job.future
 
     def close(self, timeout: float | None = None) -> None:
@@ -118,6 +132,9 @@ class Batcher:
         jobs = [job for job in jobs if job.future.set_running_or_notify_cancel()]
         groups: dict[tuple, list[Job]] = {}
         for job in jobs:
+            if job.work is not None:
+                _run(job)
+                continue
             groups.setdefault((job.model, job.options), []).append(job)
         for (model, options), group in groups.items():
             texts = [
@@ -137,3 +154,10 @@ class Batcher:
                 continue
             for job, answer in zip(group, answers, strict=True):
                 job.future.set_result(answer)
+
+
+def _run(job: Job) -> None:
+    try:
+        job.future.set_result(job.work())
+    except Exception as exc:  # noqa: BLE001 - handed to whoever asked for the work
+        job.future.set_exception(exc)

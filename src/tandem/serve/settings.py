@@ -11,13 +11,14 @@ class ServeSettings:
 
     Example:
         >>> ServeSettings(max_batch_size=8).max_wait_ms
-        5.0
+        0.0
     """
 
-    # Sentences decoded in one batch; requests arriving together are grouped up to this.
+    # Sentences decoded in one batch; requests waiting together are grouped up to this.
     max_batch_size: int = 32
-    # How long the first request of a batch waits for others to join it (milliseconds).
-    max_wait_ms: float = 5.0
+    # How long a batch that is not full waits for more requests (milliseconds); at 0 the
+    # worker decodes what is queued at once, and what arrives meanwhile is the next batch.
+    max_wait_ms: float = 0.0
     # Requests waiting to be decoded; beyond this, new ones get 503 with Retry-After.
     max_queue: int = 256
     # Largest request body (bytes); beyond it, 413.
@@ -26,6 +27,10 @@ class ServeSettings:
     max_inputs: int = 32
     # Most characters in one sentence; beyond it, 422.
     max_input_chars: int = 1_000
+    # Widest beam a request may ask for; beyond it, 422.
+    max_beam_size: int = 16
+    # Largest max_length (output tokens) a request may ask for; beyond it, 422.
+    max_decode_length: int = 256
     # Longest a request may wait for its translations (seconds); beyond it, 504.
     decode_timeout_s: float = 30.0
 
