@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import math
-
 import keras
 from keras import ops
 
 from tandem.data.vocabulary import END_ID, PAD_ID, START_ID
 from tandem.decoding.banned import without
+from tandem.length_penalty import final_length_penalty
 
 NEG_INF = float("-inf")
-FLOAT32_LOG_MAX = math.log(3.4e38)  # the length penalty is a float32
 
 
 def length_penalty(length, alpha: float):
@@ -68,7 +66,7 @@ def beam_search(
         >>> tokens, scores = beam_search(model.step, model.encode(source_ids),
         ...                              batch_size=2, max_length=20, beam_size=4)
     """
-    final_penalty = _final_penalty(beam_size, nbest, alpha, max_length)
+    final_penalty = final_length_penalty(beam_size, nbest, alpha, max_length)
     batch, beam = batch_size, beam_size
     # Only beam 0 is live at first, so the first step does not fill the beam with copies.
     open_log_probs = ops.where(ops.arange(beam) == 0, 0.0, NEG_INF)  # (beam,)
@@ -98,20 +96,6 @@ def beam_search(
     tokens = ops.concatenate([finished_tokens, open_tokens], axis=1)
     scores, best = ops.top_k(scores, nbest)  # (batch, nbest)
     return _gather_beams(tokens, best), scores  # (batch, nbest, max_length), (batch, nbest)
-
-
-def _final_penalty(beam_size: int, nbest: int, alpha: float, max_length: int) -> float:
-    """The length penalty at `max_length`, after checking the search's settings."""
-    if beam_size < 1:
-        raise ValueError(f"beam_size must be >= 1, got {beam_size}")
-    if not 1 <= nbest <= beam_size:
-        raise ValueError(f"nbest must be between 1 and beam_size={beam_size}, got {nbest}")
-    if alpha < 0:
-        raise ValueError(f"alpha must be >= 0, got {alpha}")
-    log_final_penalty = alpha * math.log((5.0 + max_length) / 6.0)
-    if log_final_penalty >= FLOAT32_LOG_MAX:
-        raise ValueError(f"alpha {alpha}: the length penalty at {max_length} steps overflows")
-    return math.exp(log_final_penalty)
 
 
 def _gather_beams(values, indices):

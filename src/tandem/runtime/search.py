@@ -7,17 +7,16 @@ compiled twin in `tandem.decoding`, so the same step function gives the same tok
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
 
 from tandem.data.vocabulary import END_ID, PAD_ID, START_ID
+from tandem.length_penalty import final_length_penalty
 
 # What no search outputs (as `tandem.decoding.banned.NEVER_OUTPUT`).
 NEVER_OUTPUT = (PAD_ID, START_ID)
 NEG_INF = np.float32(-np.inf)
-FLOAT32_LOG_MAX = math.log(3.4e38)
 
 # (tokens (batch,), state) -> (log_probs (batch, vocab) float32, state)
 Step = Callable[[np.ndarray, dict], tuple[np.ndarray, dict]]
@@ -88,7 +87,7 @@ def beam_search(
         `(tokens, scores)`: int32 (batch, nbest, max_length); float32 (batch, nbest)
         normalised scores, best first; -inf marks rows without a hypothesis.
     """
-    final_penalty = _final_penalty(beam_size, nbest, alpha, max_length)
+    final_penalty = final_length_penalty(beam_size, nbest, alpha, max_length)
     batch, beam = batch_size, beam_size
     open_tokens = np.full((batch, beam, max_length), PAD_ID, dtype=np.int32)
     open_log_probs = np.tile(np.where(np.arange(beam) == 0, 0.0, NEG_INF), (batch, 1))
@@ -134,19 +133,6 @@ def beam_search(
     tokens = np.concatenate([finished_tokens, open_tokens], axis=1)
     scores, best = top_k(scores, nbest)
     return _gather(tokens, best), scores
-
-
-def _final_penalty(beam_size: int, nbest: int, alpha: float, max_length: int) -> float:
-    if beam_size < 1:
-        raise ValueError(f"beam_size must be >= 1, got {beam_size}")
-    if not 1 <= nbest <= beam_size:
-        raise ValueError(f"nbest must be between 1 and beam_size={beam_size}, got {nbest}")
-    if alpha < 0:
-        raise ValueError(f"alpha must be >= 0, got {alpha}")
-    log_final_penalty = alpha * math.log((5.0 + max_length) / 6.0)
-    if log_final_penalty >= FLOAT32_LOG_MAX:
-        raise ValueError(f"alpha {alpha}: the length penalty at {max_length} steps overflows")
-    return math.exp(log_final_penalty)
 
 
 def _gather(values: np.ndarray, indices: np.ndarray) -> np.ndarray:
