@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 
-.PHONY: demo test lint install system-deps bench-seed bench-decode bench-tatoeba bench-g2p bench-train bench-train-memory bench-train-step bench-train-profile bench-compile-cache bench-train-overhead bench-serve bench-export how-it-works-figures clean
+.PHONY: demo test lint install system-deps bench-seed bench-decode bench-tatoeba bench-g2p bench-train bench-train-memory bench-train-step bench-train-profile bench-compile-cache bench-train-overhead bench-train-quality bench-serve bench-export how-it-works-figures clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -70,6 +70,9 @@ bench-compile-cache: $(STAMP)
 
 bench-train-overhead: $(STAMP)
 	$(BIN)/python benchmarks/bench_train_overhead.py --output benchmarks/results/train_overhead.json
+
+bench-train-quality: $(STAMP)
+	$(BIN)/python benchmarks/bench_train_quality.py --seeds 1337 2 --output benchmarks/results/train_quality.json
 
 how-it-works-figures: $(STAMP)
 	$(BIN)/python docs/how-it-works/make_figures.py --demo $(DEMO_DIR)

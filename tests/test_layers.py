@@ -7,6 +7,7 @@ import pytest
 from tandem.models.layers import (
     ATTENTION_SCORES,
     Attention,
+    GateGlorotUniform,
     InitialFeed,
     InputFeedingDecoder,
     OneHot,
@@ -28,7 +29,10 @@ def run_layer_checks(layer, inputs, tmp_path, call=None):
     assert clone.get_config() == layer.get_config()
     for name, value in layer.get_config().items():
         if name not in ("name", "trainable", "dtype"):
-            assert getattr(layer, name) == value  # every argument kept as an attribute
+            kept = getattr(layer, name)  # every argument kept as an attribute
+            if isinstance(value, dict):  # an initializer
+                kept = keras.saving.serialize_keras_object(kept)
+            assert kept == value
 
     symbolic = [keras.Input(shape=x.shape[1:], dtype=x.dtype) for x in inputs]
     outputs = layer(*symbolic) if call is None else call(layer, symbolic)
@@ -94,12 +98,38 @@ def test_input_feeding_decoder(cell, states, tmp_path):
     def call(layer, symbolic):
         return layer(symbolic[0], symbolic[1:-2], symbolic[-2], symbolic[-1])
 
-    layer = InputFeedingDecoder(8, cell, num_layers=2, score="bahdanau")
+    gates = 4 if cell == "lstm" else 3
+    layer = InputFeedingDecoder(
+        8, cell, num_layers=2, score="bahdanau", recurrent_initializer=GateGlorotUniform(gates)
+    )
     outputs, weights, *new_states = run_layer_checks(layer, inputs, tmp_path, call)
     assert outputs.shape == (2, 3, 8) and weights.shape == (2, 3, 4)
     assert len(new_states) == 2 * states + 1
     # The last state is the last step's attentional vector, fed to the next step.
     np.testing.assert_allclose(new_states[-1], outputs[:, -1], atol=1e-6)
+
+
+@pytest.mark.parametrize("gates", [4, 3])
+def test_gate_glorot_uniform_draws_each_gate_as_its_own_matrix(gates):
+    initializer = GateGlorotUniform(gates, seed=3)
+    kernel = np.asarray(initializer((300, gates * 200)))
+    limit = np.sqrt(6 / (300 + 200))  # Keras's Glorot would use 300 + gates * 200
+    assert np.abs(kernel).max() <= limit
+    for block in np.split(kernel, gates, axis=1):  # each gate spans its whole range
+        assert np.abs(block).max() > 0.99 * limit
+        assert abs(block.std() - limit / np.sqrt(3)) < 0.01 * limit
+    np.testing.assert_array_equal(kernel, np.asarray(initializer((300, gates * 200))))
+    clone = keras.initializers.deserialize(keras.initializers.serialize(initializer))
+    np.testing.assert_array_equal(kernel, np.asarray(clone((300, gates * 200))))
+
+
+def test_unseeded_gate_glorot_copies_draw_differently():
+    keras.utils.set_random_seed(5)
+    initializer = GateGlorotUniform()
+    clone = keras.initializers.deserialize(keras.initializers.serialize(initializer))
+    assert not np.allclose(initializer((4, 8)), clone((4, 8)))
+    keras.utils.set_random_seed(5)  # and the global seed repeats them
+    np.testing.assert_array_equal(initializer((4, 8)), GateGlorotUniform()((4, 8)))
 
 
 def transformer_inputs(seed=2, t=3, s=4, units=8):

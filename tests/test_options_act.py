@@ -141,6 +141,7 @@ class Probe:
         yield "loss", loss if isinstance(loss, str) else (type(loss), loss.get_config())
         wiring = _wire_callbacks(self.config, run, self.model(), 0, [])
         yield "callbacks", [(type(cb).__name__, describe(cb)) for cb in wiring.callbacks]
+        yield "initializers", initializers(fit_model.get_config())
         weights = fit_model.get_weights()
         yield "weight shapes", [w.shape for w in weights]
         # Weights set from their shapes alone: a layer made and never called (which draws a
@@ -150,6 +151,22 @@ class Probe:
         (source, decoder_inputs), *_ = run.train_batches[0]
         keras.utils.set_random_seed(0)
         yield "training output", np.asarray(fit_model([source, decoder_inputs], training=True))
+
+
+def initializers(config) -> list:
+    """Every initializer a (nested) Keras config names, with its settings but its seed."""
+    found = []
+    if isinstance(config, dict):
+        for key, value in config.items():
+            if key.endswith("initializer") and isinstance(value, dict):
+                settings = {k: v for k, v in value.get("config", {}).items() if k != "seed"}
+                found.append((key, value.get("class_name"), settings))
+            else:
+                found += initializers(value)
+    elif isinstance(config, list):
+        for item in config:
+            found += initializers(item)
+    return found
 
 
 def same(a, b) -> bool:

@@ -33,7 +33,7 @@ def add_parser(commands) -> None:
     )
     add_options(model, ModelConfig, "family", "latent_dim", "cell", "inputs", "embedding_dim",
                 "mask_padding", "num_layers", "dropout", "embedding_dropout", "output_dropout",
-                "bidirectional", "attention", "input_feeding", "heads", "ff_dim")  # fmt: skip
+                "bidirectional", "attention", "input_feeding", "init", "heads", "ff_dim")  # fmt: skip
     add_options(train, DataConfig, "spm_vocab_size")
     add_options(train, TrainConfig, "epochs", "batch_size", "optimizer", "learning_rate",
                 "validation_split", "patience", "seed", "gradient_clip_norm", "label_smoothing",

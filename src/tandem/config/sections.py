@@ -23,6 +23,7 @@ FAMILIES = ("rnn", "transformer")
 CELLS = ("lstm", "gru")
 INPUTS = ("embedding", "one_hot")
 ATTENTIONS = ("none", "dot", "general", "bahdanau")
+INITS = ("xavier", "keras")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 LR_SCHEDULES = ("constant", "plateau", "inverse_sqrt")
 # Widest layer a config may ask for: a 65,536-wide LSTM's recurrent kernel alone is 64 GiB.
@@ -140,6 +141,16 @@ class ModelConfig:
     input_feeding: bool = option(
         False, "--input-feeding", "feed attentional vectors back (Luong)", switch=True
     )
+    # Initial weights of the rnn family. xavier: Glorot uniform on the embeddings, and on each
+    # gate's block of the recurrent layers' kernels (as JoeyNMT does); keras: Keras's defaults
+    # (the example's: Glorot over all gates at once, orthogonal recurrent kernels).
+    init: str = option(
+        "xavier",
+        "--init",
+        "initial weights of the rnn family: xavier (Glorot on embeddings and on each gate of "
+        "the recurrent kernels) or keras (Keras's defaults, the example's) (default: {default})",
+        choices=INITS,
+    )
     # Transformer: attention heads (latent_dim must divide by it).
     heads: int = option(4, "--heads", "transformer: attention heads (default: {default})")
     # Transformer: inner width of the feed-forward blocks.
@@ -153,6 +164,7 @@ class ModelConfig:
         check_choice(self, "cell", CELLS)
         check_choice(self, "inputs", INPUTS)
         check_choice(self, "attention", ATTENTIONS)
+        check_choice(self, "init", INITS)
         for name in ("latent_dim", "embedding_dim", "ff_dim"):
             check_positive(self, name, most=MAX_WIDTH)
         check_positive(self, "num_layers", most=MAX_LAYERS)
@@ -180,6 +192,7 @@ class ModelConfig:
             "bidirectional": self.bidirectional,
             "attention": self.attention != "none",
             "input_feeding": self.input_feeding,
+            "init": self.init != ModelConfig.init,
         }
         for name, changed in rnn_only.items():
             if changed:
@@ -215,7 +228,7 @@ class ModelConfig:
     def seed(cls, **changes) -> ModelConfig:
         """The example's model: one-hot inputs, one LSTM layer per side, padding not masked
         (so, as in the example, the loss and the accuracy count the padded target steps)."""
-        return cls(**{"inputs": "one_hot", "mask_padding": False, **changes})
+        return cls(**{"inputs": "one_hot", "mask_padding": False, "init": "keras", **changes})
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import random
+
 import keras
 from keras import ops
 
@@ -19,6 +22,47 @@ def optional_dropout(rate: float) -> keras.layers.Dropout | None:
 def maybe_dropout(dropout: keras.layers.Dropout | None, x, training=None):
     """`x` through `dropout`, or `x` itself when there is none."""
     return dropout(x, training=training) if dropout is not None else x
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class GateGlorotUniform(keras.initializers.Initializer):
+    """Glorot uniform over each gate's block of a recurrent kernel (in, gates * units), as if
+    each gate had its own matrix: limits +-sqrt(6 / (in + units)) instead of Keras's
+    +-sqrt(6 / (in + gates * units)). JoeyNMT's `xavier_uniform_n_`.
+
+    Args:
+        gates: blocks side by side in the kernel's last axis (LSTM 4, GRU 3).
+        seed: random seed; None draws one from Python's `random` (which
+            `keras.utils.set_random_seed` seeds), so each copy made from the config differs.
+    """
+
+    def __init__(self, gates: int = 4, seed: int | None = None):
+        self.gates = gates
+        self._init_seed = seed
+        self.seed = seed if seed is not None else random.randint(1, 2**31 - 1)
+
+    def __call__(self, shape, dtype=None):
+        limit = math.sqrt(6.0 / (shape[0] + shape[-1] // self.gates))
+        return keras.random.uniform(shape, -limit, limit, dtype=dtype, seed=self.seed)
+
+    def get_config(self):
+        return {"gates": self.gates, "seed": self._init_seed}
+
+
+def recurrent_initializers(init: str, cell: str) -> dict:
+    """The initializer arguments of a recurrent layer or cell for ModelConfig.init."""
+    if init == "keras":
+        return {}
+    gates = 4 if cell == "lstm" else 3
+    return {
+        "kernel_initializer": GateGlorotUniform(gates),
+        "recurrent_initializer": GateGlorotUniform(gates),
+    }
+
+
+def embedding_initializer(init: str) -> str:
+    """The Embedding initializer for ModelConfig.init."""
+    return "uniform" if init == "keras" else "glorot_uniform"
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -161,6 +205,7 @@ class InputFeedingDecoder(keras.layers.Layer):
         num_layers: stacked recurrent cells.
         score: attention score, as for `Attention`.
         dropout: dropout between stacked cells.
+        kernel_initializer, recurrent_initializer: the cells' (Keras's defaults when None).
 
     Call args:
         inputs: (batch, steps, features) embedded target tokens.
@@ -179,6 +224,8 @@ class InputFeedingDecoder(keras.layers.Layer):
         num_layers: int = 1,
         score: str = "general",
         dropout: float = 0.0,
+        kernel_initializer=None,
+        recurrent_initializer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -187,8 +234,18 @@ class InputFeedingDecoder(keras.layers.Layer):
         self.num_layers = num_layers
         self.score = score
         self.dropout = dropout
+        self.kernel_initializer = keras.initializers.get(kernel_initializer or "glorot_uniform")
+        self.recurrent_initializer = keras.initializers.get(recurrent_initializer or "orthogonal")
         kind = keras.layers.LSTMCell if cell == "lstm" else keras.layers.GRUCell
-        self.cells = [kind(units, name=f"cell_{i}") for i in range(num_layers)]
+        self.cells = [  # each cell its own copies: an initializer instance repeats its draws
+            kind(
+                units,
+                name=f"cell_{i}",
+                kernel_initializer=_copy(self.kernel_initializer),
+                recurrent_initializer=_copy(self.recurrent_initializer),
+            )
+            for i in range(num_layers)
+        ]
         self.attention = Attention(units, score, name="attention")
         self.dropout_layer = keras.layers.Dropout(dropout) if dropout else None
         self.state_size = 2 if cell == "lstm" else 1
@@ -252,7 +309,14 @@ class InputFeedingDecoder(keras.layers.Layer):
             "num_layers": self.num_layers,
             "score": self.score,
             "dropout": self.dropout,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),
         }
+
+
+def _copy(initializer):
+    """A new initializer made from `initializer`'s config (unseeded ones draw a new seed)."""
+    return keras.initializers.deserialize(keras.initializers.serialize(initializer))
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

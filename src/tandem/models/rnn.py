@@ -14,7 +14,9 @@ from tandem.models.layers import (
     InputFeedingDecoder,
     OneHot,
     PaddingMask,
+    embedding_initializer,
     optional_dropout,
+    recurrent_initializers,
 )
 
 
@@ -75,23 +77,38 @@ class RNN(EncoderDecoder):
         latent, layers = config.latent_dim, {}
         if config.inputs != "one_hot":
             layers["source_embedding"] = keras.layers.Embedding(
-                dims.num_encoder_tokens, config.embedding_dim, name="source_embedding"
+                dims.num_encoder_tokens,
+                config.embedding_dim,
+                embeddings_initializer=embedding_initializer(config.init),
+                name="source_embedding",
             )
             layers["target_embedding"] = keras.layers.Embedding(
-                dims.num_decoder_tokens, config.embedding_dim, name="target_embedding"
+                dims.num_decoder_tokens,
+                config.embedding_dim,
+                embeddings_initializer=embedding_initializer(config.init),
+                name="target_embedding",
             )
         attention = config.attention != "none"
         for i in range(config.num_layers):
             name = _rnn_name("encoder", config.cell, i)
             # Sequences are needed by the next layer and by attention; the seed keeps False.
             sequences = i < config.num_layers - 1 or attention
-            layer = rnn(latent, return_sequences=sequences, return_state=True, name=name)
+            initializers = recurrent_initializers(config.init, config.cell)
+            layer = rnn(
+                latent, return_sequences=sequences, return_state=True, name=name, **initializers
+            )
             if config.bidirectional:
                 layer = keras.layers.Bidirectional(layer, name=name)
             layers[name] = layer
             if not config.input_feeding:
                 name = _rnn_name("decoder", config.cell, i)
-                layers[name] = rnn(latent, return_sequences=True, return_state=True, name=name)
+                layers[name] = rnn(
+                    latent,
+                    return_sequences=True,
+                    return_state=True,
+                    name=name,
+                    **recurrent_initializers(config.init, config.cell),
+                )
         if config.bidirectional:
             layers["bridge_h"] = keras.layers.Dense(latent, activation="tanh", name="bridge_h")
             if config.cell == "lstm":
@@ -108,6 +125,7 @@ class RNN(EncoderDecoder):
                 config.attention,
                 config.dropout,
                 name="decoder_feeding",
+                **recurrent_initializers(config.init, config.cell),
             )
         elif attention:
             layers["attention"] = Attention(latent, config.attention, name="attention")
