@@ -29,13 +29,8 @@ def test_masked_batches_cover_every_pair_once_and_are_trimmed():
         assert decoder_inputs.shape[1] == fits[0]
         assert source.shape[1] in batches.source_widths
         assert source.shape[1] >= max(len(pairs[r][0]) for r in rows)
-        # Every batch is full: the last one's filler rows (copies of its first) weigh 0.
-        assert len(source) == len(decoder_inputs) == len(weights) == 16
-        np.testing.assert_array_equal(weights[: len(rows)], targets[: len(rows)] != PAD_ID)
-        assert not weights[len(rows) :].any()
-        np.testing.assert_array_equal(source[len(rows) :], source[[0] * (16 - len(rows))])
+        np.testing.assert_array_equal(weights, targets != PAD_ID)
     assert sorted(seen) == list(range(len(pairs)))
-    assert len(seen) % 16  # so one batch was partial, and filled
 
 
 def test_length_bucketing_saves_padding():

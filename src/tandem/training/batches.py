@@ -29,8 +29,7 @@ class TrainingBatches(keras.utils.PyDataset):
 
     Args:
         pairs: encoded pairs.
-        batch_size: pairs per batch (unmasked, the last batch may be smaller, as in `fit`;
-            masked, it is filled up with rows of weight 0, as for replicas below).
+        batch_size: pairs per batch (the last batch may be smaller, as in `fit`).
         shuffle: reshuffle the order every epoch, as `fit(shuffle=True)` does.
         seed: seed of the shuffling.
         mask_padding: add sample weights that are 0 at padded target steps, so padding does
@@ -97,10 +96,7 @@ class TrainingBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         pairs, rows = self.pairs, self.batches[index]
         real = np.ones(len(rows), dtype=np.float32)  # (b,) 0 for rows that only fill a batch
-        # Masked: the last, partial batch is filled up to the batch size too, so that it runs
-        # a program already compiled for a full batch (its loss is its real rows' own).
-        size = self.batch_size if self.mask_padding else len(rows)
-        filler = size + (-size % self.replicas.count) - len(rows)
+        filler = -len(rows) % self.replicas.count
         if filler:
             rows = np.concatenate([rows, np.repeat(rows[:1], filler)])
             real = np.concatenate([real, np.zeros(filler, dtype=np.float32)])
