@@ -24,6 +24,18 @@ def test_defaults_are_the_examples_settings():
     assert config.train.patience is None
 
 
+def test_the_seed_keeps_keras_initialisation_and_new_models_start_from_xavier(tmp_path):
+    assert ModelConfig.seed().init == "keras"  # the example's model exactly
+    assert ModelConfig().init == "xavier"
+    # A config.json written before the option reads as the default: its weights are loaded,
+    # so the initialisation never runs.
+    assert Config.from_dict({"model": {"latent_dim": 8}}).model.init == "xavier"
+    with pytest.raises(ConfigError, match="init"):
+        ModelConfig(init="orthogonal")
+    with pytest.raises(ConfigError, match="init.*applies to the rnn family only"):
+        ModelConfig(family="transformer", latent_dim=8, embedding_dim=8, init="keras")
+
+
 def test_round_trip_through_json(tmp_path):
     config = Config().replace("train", epochs=7).replace("data", max_samples=10)
     config.save(tmp_path / "config.json")

@@ -123,6 +123,15 @@ def test_gate_glorot_uniform_draws_each_gate_as_its_own_matrix(gates):
     np.testing.assert_array_equal(kernel, np.asarray(clone((300, gates * 200))))
 
 
+def test_an_input_feeding_decoder_saved_before_its_initializers_loads():
+    saved = InputFeedingDecoder(8, "lstm").get_config()
+    older = {key: value for key, value in saved.items() if not key.endswith("initializer")}
+    layer = InputFeedingDecoder.from_config(older)
+    assert type(layer.kernel_initializer).__name__ == "GlorotUniform"  # Keras's defaults
+    assert type(layer.recurrent_initializer).__name__ == "Orthogonal"
+    assert layer.get_config() == saved
+
+
 def test_unseeded_gate_glorot_copies_draw_differently():
     keras.utils.set_random_seed(5)
     initializer = GateGlorotUniform()
