@@ -42,13 +42,13 @@ def demo_configs(
         The configs by model name ("seed", "attention").
     """
     # The contrast: the example's model and optimiser, kept short so the demo stays within
-    # minutes; it is not expected to translate well (0% exact, chrF 25.1, 33 s).
+    # minutes; it is not expected to translate well (0% exact, chrF 25.0, 19 s).
     example = Config(model=ModelConfig.seed(latent_dim=latent_dim or 128)).replace(
         "train", epochs=epochs or 10, validation_split=0.1, seed=seed
     )
-    # The showcase: 99.67% exact, chrF 99.89 on the 300 held-out pairs, 12 epochs in 127 s;
-    # the whole demo 170 s (two shared CPU cores, load 3.5-4.5, no compile cache). What made
-    # it: input feeding, adam at 3e-3 in batches of 32, and no masking. Without input
+    # The showcase: 100% exact, chrF 100.00 on the 300 held-out pairs, 12 epochs in 75 s; the
+    # whole demo 160 s (docs/benchmarks.md#demo). What made it: input feeding, adam at 3e-3 in
+    # batches of 32, no masking, and xavier initial weights (Keras's: 299 of 300). Without input
     # feeding at 1e-3 in batches of 64 it reached 78% in 30 epochs; with 10 epochs another
     # seed's split scored 96.3% (12: 99.3%); GRU cells, batches of 64 at 5e-3 and the
     # inverse-sqrt schedule did worse, and a small Transformer learnt slower per second.
