@@ -26,9 +26,10 @@ def maybe_dropout(dropout: keras.layers.Dropout | None, x, training=None):
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class GateGlorotUniform(keras.initializers.Initializer):
-    """Glorot uniform over each gate's block of a recurrent kernel (in, gates * units), as if
-    each gate had its own matrix: limits +-sqrt(6 / (in + units)) instead of Keras's
-    +-sqrt(6 / (in + gates * units)). JoeyNMT's `xavier_uniform_n_`.
+    """Glorot uniform over each gate's block of a recurrent layer's kernel (input or recurrent,
+    shape (in, gates * units)), as if each gate had its own matrix: limits
+    +-sqrt(6 / (in + units)) instead of Keras's +-sqrt(6 / (in + gates * units)). JoeyNMT's
+    `xavier_uniform_n_`.
 
     Args:
         gates: blocks side by side in the kernel's last axis (LSTM 4, GRU 3).
