@@ -359,7 +359,13 @@ def test_every_beam_hypothesis_gets_its_attention(attention_client, attention):
     assert len(hypotheses) == 2
     for hypothesis in hypotheses:
         [expected] = attention.attention(["Wait!"], [hypothesis["text"]])
-        assert hypothesis["attention"] == json.loads(json.dumps(dataclasses.asdict(expected)))
+        expected = json.loads(json.dumps(dataclasses.asdict(expected)))
+        got = hypothesis["attention"]
+        assert {k: got[k] for k in ("source_tokens", "output_tokens")} == {
+            k: expected[k] for k in ("source_tokens", "output_tokens")
+        }
+        # Decoded in batches of other sizes: equal up to float rounding.
+        np.testing.assert_allclose(got["weights"], expected["weights"], atol=1e-6)
 
 
 def test_no_request_compiles_after_warm_up(attention_client):
