@@ -72,7 +72,7 @@ bench-train-overhead: $(STAMP)
 	$(BIN)/python benchmarks/bench_train_overhead.py --output benchmarks/results/train_overhead.json
 
 bench-train-quality: $(STAMP)
-	$(BIN)/python benchmarks/bench_train_quality.py --seeds 1337 2 --output benchmarks/results/train_quality.json
+	$(BIN)/python benchmarks/bench_train_quality.py --seeds 1337 2 3 --output benchmarks/results/train_quality.json
 
 how-it-works-figures: $(STAMP)
 	$(BIN)/python docs/how-it-works/make_figures.py --demo $(DEMO_DIR)
