@@ -45,7 +45,21 @@ def read_lines(path: Path) -> list[tuple[str, str]]:
     return list(read_pairs(str(require(path)), None).pairs)
 
 
-def one_run(args, flags: str, seed: int, model_dir: str) -> dict:
+def read_data(pairs: int) -> tuple[list, list, list]:
+    """(the first `pairs` training pairs, the dev pairs within their range, the short test
+    lines), read once for every run."""
+    train_pairs = read_lines(TATOEBA / "train.tsv")[:pairs]
+    longest_target = max(len(target) for _, target in train_pairs)
+    dev_pairs = [
+        (source, target)
+        for source, target in read_lines(TATOEBA / "dev.tsv")
+        if len(source) <= MAX_SOURCE_CHARS and len(target) <= longest_target
+    ]
+    test = [pair for pair in read_lines(TATOEBA / "test.tsv") if len(pair[0]) <= MAX_SOURCE_CHARS]
+    return train_pairs, dev_pairs, test
+
+
+def one_run(args, data: tuple, flags: str, seed: int, model_dir: str) -> dict:
     from tandem import Translator, compile_cache
     from tandem.cli.parser import build_parser, parse_args
     from tandem.cli.train import train_config
@@ -54,14 +68,7 @@ def one_run(args, flags: str, seed: int, model_dir: str) -> dict:
     from tandem.training import train
 
     compile_cache.enable()
-    train_pairs = read_lines(TATOEBA / "train.tsv")[: args.pairs]
-    longest_target = max(len(target) for _, target in train_pairs)
-    dev_pairs = [
-        (source, target)
-        for source, target in read_lines(TATOEBA / "dev.tsv")
-        if len(source) <= MAX_SOURCE_CHARS and len(target) <= longest_target
-    ]
-    test = [pair for pair in read_lines(TATOEBA / "test.tsv") if len(pair[0]) <= MAX_SOURCE_CHARS]
+    train_pairs, dev_pairs, test = data
     split = validation_split_for(len(train_pairs), len(dev_pairs))
     argv = ["train", "-", "-o", model_dir, "--epochs", str(args.epochs), "--seed", str(seed)]
     argv += ["--validation-split", repr(split), *FLAGS, *shlex.split(flags)]
@@ -107,12 +114,14 @@ def main() -> None:
         "--variants", nargs="+", default=["", "--init keras"], help="more `tandem train` flags"
     )
     args = parser.parse_args()
-    variants = {}
+    variants, data = {}, read_data(args.pairs)
     with tempfile.TemporaryDirectory() as tmp:
         for number, flags in enumerate(args.variants):
             runs = []
             for seed in args.seeds:
-                runs.append(one_run(args, flags, seed, str(Path(tmp) / f"model-{number}-{seed}")))
+                runs.append(
+                    one_run(args, data, flags, seed, str(Path(tmp) / f"model-{number}-{seed}"))
+                )
                 print(f"{flags or 'defaults'}, seed {seed}: {runs[-1]}", file=sys.stderr)
             variants[flags or "defaults"] = {
                 **{
