@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 import struct
 
 import pytest
@@ -133,6 +134,8 @@ def test_keep_checkpoints_keeps_the_last_epochs_across_a_resume_for_average(tmp_
 
     result = train(PAIRS, config.replace("train", epochs=4), tmp_path, resume=True, verbose=0)
     assert result.final_epoch == 4
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["weights_epochs"] == [4]  # no averaging: the kept epoch alone
     assert sorted(snapshot_paths(tmp_path)) == [3, 4]
     checkpoints = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
     assert checkpoints == ["best", "epochs", "last"]
@@ -145,3 +148,7 @@ def test_keep_checkpoints_keeps_the_last_epochs_across_a_resume_for_average(tmp_
     assert average_model_dir(tmp_path, 2) == (3, 4)
     with pytest.raises(Exception, match="no weight snapshot of epoch 2"):
         average_model_dir(tmp_path, 3)
+    # Going back to an earlier epoch: the resumed run kept epoch 3's weights for it.
+    assert average_model_dir(tmp_path, 1, epoch=3) == (3,)
+    with pytest.raises(Exception, match="no weight snapshot of epoch 2 in"):
+        average_model_dir(tmp_path, 1, epoch=2)

@@ -382,6 +382,10 @@ def _saved_weights(model_dir) -> list[np.ndarray]:
     return [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
 
 
+def _manifest(model_dir) -> dict:
+    return json.loads((model_dir / "manifest.json").read_text())
+
+
 @pytest.mark.slow
 def test_average_last_saves_the_mean_of_the_last_epochs(tmp_path):
     from tandem.training import train
@@ -442,6 +446,7 @@ def test_averaging_window_can_be_chosen_after_training(tmp_path, capsys):
     from tandem.translator import Translator
 
     train(PAIRS, tiny_config(epochs=4, optimizer="adam", average_last=3), tmp_path, verbose=0)
+    assert _manifest(tmp_path)["weights_epochs"] == [2, 3, 4]
     trained = _saved_weights(tmp_path)
     snapshots = {epoch: _snapshot(tmp_path, epoch) for epoch in (2, 3, 4)}
 
@@ -473,6 +478,34 @@ def test_averaging_window_can_be_chosen_after_training(tmp_path, capsys):
     for weights, before in zip(_saved_weights(tmp_path), trained, strict=True):
         np.testing.assert_allclose(weights, before, rtol=1e-5, atol=1e-7)
     assert Translator.from_dir(tmp_path).translate(["go run."])[0]
+    assert _manifest(tmp_path)["weights_epochs"] == [2, 3, 4]
+
+    # --epoch ends the window at an earlier epoch: --last 1 goes back to that epoch alone.
+    assert main(["average", str(tmp_path), "--last", "1", "--epoch", "2"]) == 0
+    assert "the mean of epoch 2" in capsys.readouterr().err
+    for weights, two in zip(_saved_weights(tmp_path), snapshots[2], strict=True):
+        np.testing.assert_array_equal(weights, two)
+    assert _manifest(tmp_path)["weights_epochs"] == [2]
+    # config.json's average_last describes windows ending at the kept epoch: it stays.
+    assert Config.load(tmp_path / "config.json").train.average_last == 3
+    assert average_model_dir(tmp_path, 2, epoch=3) == (2, 3)
+    for weights, a, b in zip(_saved_weights(tmp_path), snapshots[2], snapshots[3], strict=True):
+        np.testing.assert_allclose(weights, (a + b) / 2, rtol=1e-5, atol=1e-7)
+    assert _manifest(tmp_path)["weights_epochs"] == [2, 3]
+    moved = _saved_weights(tmp_path)
+    for argv, message in (
+        (["--epoch", "5"], "training ran 4 epochs, so no window ends at epoch 5"),
+        (["--epoch", "1"], "no weight snapshot of epoch 1 in "),
+        (["--epoch", "0"], "the epoch to end the window at must be at least 1, got 0"),
+    ):
+        assert main(["average", str(tmp_path), "--last", "1", *argv]) == 2
+        error = capsys.readouterr().err
+        assert message in error and error.count("\n") == 1
+    for weights, before in zip(_saved_weights(tmp_path), moved, strict=True):
+        np.testing.assert_array_equal(weights, before)
+    assert main(["average", str(tmp_path), "--last", "3"]) == 0
+    assert "the mean of epochs 2, 3, 4" in capsys.readouterr().err
+    assert _manifest(tmp_path)["weights_epochs"] == [2, 3, 4]
 
     # A truncated snapshot is one line naming it, and the model is left as it was.
     snapshot = tmp_path / "checkpoints" / "epochs" / "epoch-0003.npz"

@@ -9,6 +9,7 @@ import platform
 import shlex
 import time
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,17 +177,21 @@ def save_model_dir(
     target_vocab: Vocabulary,
     config: Config,
     train_data: dict | None = None,
+    weights_epochs: Sequence[int] | None = None,
 ) -> None:
     """Write config, vocabularies, the training model (.keras) and a manifest into `path`.
 
     Each file is replaced atomically; the manifest, which marks the directory complete, last.
+    `weights_epochs`: the epochs whose weights (or their mean) the model holds, recorded in
+    the manifest.
     """
     write_atomically(path / CONFIG_FILE, config.save)
     write_atomically(path / SOURCE_VOCAB_FILE, source_vocab.save)
     write_atomically(path / TARGET_VOCAB_FILE, target_vocab.save)
     write_atomically(path / WEIGHTS_FILE, model.training_model.save)
     write_json_atomically(
-        path / MANIFEST_FILE, _manifest(model.dims, complete=True, train_data=train_data)
+        path / MANIFEST_FILE,
+        _manifest(model.dims, complete=True, train_data=train_data, weights_epochs=weights_epochs),
     )
 
 
@@ -205,7 +210,12 @@ def is_complete(manifest: dict) -> bool:
     return manifest.get("complete", True) is True
 
 
-def _manifest(dims: ModelDims, complete: bool, train_data: dict | None) -> dict:
+def _manifest(
+    dims: ModelDims,
+    complete: bool,
+    train_data: dict | None,
+    weights_epochs: Sequence[int] | None = None,
+) -> dict:
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -220,6 +230,8 @@ def _manifest(dims: ModelDims, complete: bool, train_data: dict | None) -> dict:
     }
     if train_data is not None:
         manifest["train_data"] = train_data  # pair count and fingerprint of the training data
+    if weights_epochs:
+        manifest["weights_epochs"] = [int(e) for e in weights_epochs]
     return manifest
 
 

@@ -18,31 +18,38 @@ from tandem.training.checkpoints import (
 __all__ = ["average_model_dir"]
 
 
-def average_model_dir(model_dir: str | Path, last: int) -> tuple[int, ...]:
-    """Save in `model_dir` the mean of the weights of the `last` epochs ending at the kept one.
+def average_model_dir(
+    model_dir: str | Path, last: int, epoch: int | None = None
+) -> tuple[int, ...]:
+    """Save in `model_dir` the mean of the weights of the `last` epochs ending at the kept one,
+    or at `epoch`: `last` 1 with an earlier `epoch` goes back to that epoch's weights.
 
     The kept epoch is the one training kept: the best with early stopping (`train.patience`),
     else the last. The window can be chosen after training (on a dev set, say) among the
     epochs whose snapshots `train.average_last` or `train.keep_checkpoints` kept in
     `checkpoints/epochs/`; a window with
     an epoch that has none is refused (training, by contrast, leaves out the epochs from
-    before averaging was switched on). The model and `train.average_last` in config.json are
-    rewritten atomically; the checkpoints and snapshots stay, so another window can follow.
+    before averaging was switched on). The model is rewritten atomically, and the manifest's
+    `weights_epochs` says which epochs it holds; `train.average_last` in config.json too when
+    the window ends at the kept epoch (it describes such windows). The checkpoints and snapshots
+    stay, so another window can follow; resuming training goes on from the last epoch.
 
     Returns:
         The epochs averaged, in order.
 
     Raises:
-        TandemError: `last` below 1, an unfinished or foreign directory, or an epoch of the
-            window without a snapshot.
+        TandemError: `last` or `epoch` below 1, `epoch` beyond the last trained, an unfinished
+            or foreign directory, or an epoch of the window without a snapshot.
     """
     if last < 1:
         raise TandemError(f"the number of epochs to average must be at least 1, got {last}")
+    if epoch is not None and epoch < 1:
+        raise TandemError(f"the epoch to end the window at must be at least 1, got {epoch}")
     with training_lock(Path(model_dir), create=False):
-        return _average_model_dir(model_dir, last)
+        return _average_model_dir(model_dir, last, epoch)
 
 
-def _average_model_dir(model_dir: str | Path, last: int) -> tuple[int, ...]:
+def _average_model_dir(model_dir: str | Path, last: int, epoch: int | None) -> tuple[int, ...]:
     loaded = load_model_dir(model_dir)
     kept = None
     if loaded.config.train.patience is not None:
@@ -50,28 +57,40 @@ def _average_model_dir(model_dir: str | Path, last: int) -> tuple[int, ...]:
     kept = kept or find_checkpoint(loaded.path, LAST)
     if kept is None:
         raise TandemError(f"{loaded.path}: no checkpoint says which epoch training kept")
-    first = max(kept.epoch - last + 1, 1)
-    window = range(first, kept.epoch + 1)
+    if epoch is not None:
+        final = find_checkpoint(loaded.path, LAST) or kept
+        if epoch > final.epoch:
+            raise TandemError(
+                f"{loaded.path}: training ran {final.epoch} epoch"
+                f"{'s' if final.epoch > 1 else ''}, so no window ends at epoch {epoch}"
+            )
+    end = kept.epoch if epoch is None else epoch
+    first = max(end - last + 1, 1)
+    window = range(first, end + 1)
     missing = [e for e in window if not snapshot_path(loaded.path, e).exists()]
-    folder = snapshot_path(loaded.path, kept.epoch).parent
+    folder = snapshot_path(loaded.path, end).parent
     if len(missing) == len(window):
         raise TandemError(
-            f"{loaded.path}: no weight snapshot of epochs {first}-{kept.epoch} in {folder} "
+            f"{loaded.path}: no weight snapshot of "
+            f"{f'epochs {first}-{end}' if first < end else f'epoch {end}'} in {folder} "
             "(train with --keep-checkpoints or --average-last to keep them)"
         )
     if missing:
         # Asked for after training, a mean of fewer epochs than asked is refused, not made.
-        kept_run = next(n for n in range(1, len(window) + 1) if kept.epoch - n + 1 in missing) - 1
+        kept_run = next(n for n in range(1, len(window) + 1) if end - n + 1 in missing) - 1
         raise TandemError(
             f"{loaded.path}: no weight snapshot of epoch{'s' if len(missing) > 1 else ''} "
             f"{', '.join(map(str, missing))} in {folder}, so the last {last} epochs cannot be "
             f"averaged; the snapshots kept allow at most {kept_run}"
             if kept_run
-            else f"{loaded.path}: no weight snapshot of epoch {kept.epoch}, the kept one, in {folder}"
+            else f"{loaded.path}: no weight snapshot of epoch {end}"
+            f"{', the kept one,' if end == kept.epoch else ''} in {folder}"
         )
-    averaged = average_snapshots(loaded.model.fit_model, loaded.path, kept.epoch, last)
-    # A window reaching back before epoch 1 is all the epochs: recorded as such.
-    config = loaded.config.replace("train", average_last=min(last, kept.epoch))
+    averaged = average_snapshots(loaded.model.fit_model, loaded.path, end, last)
+    config = loaded.config
+    if end == kept.epoch:
+        # A window reaching back before epoch 1 is all the epochs: recorded as such.
+        config = config.replace("train", average_last=min(last, end))
     save_model_dir(
         loaded.path,
         loaded.model,
@@ -79,5 +98,6 @@ def _average_model_dir(model_dir: str | Path, last: int) -> tuple[int, ...]:
         loaded.target_vocab,
         config,
         loaded.manifest.get("train_data"),
+        weights_epochs=averaged,
     )
     return tuple(averaged)

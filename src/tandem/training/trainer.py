@@ -328,7 +328,13 @@ def _finish(config: Config, run: TrainingRun, model, checkpointer: Checkpointer)
     write_history(run.output_dir / HISTORY_FILE, checkpointer.history)
     checkpointer.draw_curve()
     save_model_dir(
-        run.output_dir, model, run.source_vocab, run.target_vocab, config, run.train_data
+        run.output_dir,
+        model,
+        run.source_vocab,
+        run.target_vocab,
+        config,
+        run.train_data,
+        weights_epochs=averaged or ([final_epoch] if final_epoch else None),
     )
     return TrainResult(
         model_dir=run.output_dir,
