@@ -51,19 +51,17 @@ def average_model_dir(
 
 def _average_model_dir(model_dir: str | Path, last: int, epoch: int | None) -> tuple[int, ...]:
     loaded = load_model_dir(model_dir)
-    kept = None
-    if loaded.config.train.patience is not None:
-        kept = find_checkpoint(loaded.path, BEST)
-    kept = kept or find_checkpoint(loaded.path, LAST)
+    final = find_checkpoint(loaded.path, LAST)
+    best = find_checkpoint(loaded.path, BEST) if loaded.config.train.patience is not None else None
+    kept = best or final
     if kept is None:
         raise TandemError(f"{loaded.path}: no checkpoint says which epoch training kept")
-    if epoch is not None:
-        final = find_checkpoint(loaded.path, LAST) or kept
-        if epoch > final.epoch:
-            raise TandemError(
-                f"{loaded.path}: training ran {final.epoch} epoch"
-                f"{'s' if final.epoch > 1 else ''}, so no window ends at epoch {epoch}"
-            )
+    trained = (final or kept).epoch
+    if epoch is not None and epoch > trained:
+        raise TandemError(
+            f"{loaded.path}: training ran {trained} epoch{'s' if trained > 1 else ''}, "
+            f"so no window ends at epoch {epoch}"
+        )
     end = kept.epoch if epoch is None else epoch
     first = max(end - last + 1, 1)
     window = range(first, end + 1)
